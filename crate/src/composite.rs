@@ -1,0 +1,119 @@
+//! Composites: which rule goes on which layer, registered under snake_case names.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::rules::{Rule, Stabilizer};
+
+/// How relevance goes back through max pooling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MaxPoolRule {
+    /// All of a window's relevance to its maximum (the gradient's routing); conserves.
+    WinnerTakeAll,
+    /// The authors' substitute: a 2×2 stride-2 average pool over the max pool's input,
+    /// z-rule with `ε`. Loses the relevance of windows whose inputs are all zero.
+    AvgSubstitute,
+}
+
+/// A complete assignment of rules to layer kinds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Composite {
+    /// Registered name.
+    pub name: String,
+    /// Rule for the first weighted layer (the one reading the image).
+    pub first: Rule,
+    /// Rule for every other convolution.
+    pub conv: Rule,
+    /// Rule for dense layers (`Gemm`, `MatMul`).
+    pub dense: Rule,
+    /// Stabiliser for z⁺ / flat / w² / zB / gamma denominators, and ε of the pooling rules.
+    pub stabilizer: Stabilizer,
+    /// Max pooling.
+    pub maxpool: MaxPoolRule,
+    /// Where a denominator is exactly zero, spread the relevance flat over the receptive
+    /// field instead of dropping it; 0/0 split ratios become ½. Makes the pass conserving.
+    pub conserve: bool,
+}
+
+/// Names of the registered composites.
+pub const COMPOSITES: [&str; 6] =
+    ["conserving", "reference", "epsilon_plus", "epsilon_gamma_box", "epsilon_plus_flat", "epsilon_alpha2_beta1"];
+
+/// The authors' ε.
+pub const REFERENCE_EPSILON: f32 = 1e-5;
+
+impl Composite {
+    /// Looks a composite up by name. `zbox` gives the per-channel `(low, high)` input bounds
+    /// used by `epsilon_gamma_box`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParam`] for an unknown name.
+    pub fn by_name(name: &str, zbox: (Vec<f32>, Vec<f32>)) -> Result<Composite> {
+        let eps = Rule::Epsilon { epsilon: 1e-6 };
+        let zennit = Stabilizer { epsilon: 1e-6, signed: true };
+        let (first, conv, dense, stabilizer, maxpool, conserve) = match name {
+            "conserving" => (
+                Rule::ZPlusOnes,
+                Rule::ZPlus,
+                Rule::ZPlus,
+                Stabilizer { epsilon: 0.0, signed: false },
+                MaxPoolRule::WinnerTakeAll,
+                true,
+            ),
+            "reference" => (
+                Rule::ZPlusOnes,
+                Rule::ZPlus,
+                Rule::ZPlus,
+                Stabilizer { epsilon: REFERENCE_EPSILON, signed: false },
+                MaxPoolRule::AvgSubstitute,
+                false,
+            ),
+            "epsilon_plus" => (Rule::ZPlus, Rule::ZPlus, eps, zennit, MaxPoolRule::WinnerTakeAll, false),
+            "epsilon_gamma_box" => (
+                Rule::ZBox { low: zbox.0, high: zbox.1 },
+                Rule::Gamma { gamma: 0.25 },
+                eps,
+                zennit,
+                MaxPoolRule::WinnerTakeAll,
+                false,
+            ),
+            "epsilon_plus_flat" => (Rule::Flat, Rule::ZPlus, eps, zennit, MaxPoolRule::WinnerTakeAll, false),
+            "epsilon_alpha2_beta1" => {
+                let ab = Rule::AlphaBeta { alpha: 2.0, beta: 1.0 };
+                (ab.clone(), ab, eps, zennit, MaxPoolRule::WinnerTakeAll, false)
+            }
+            _ => {
+                return Err(Error::param(
+                    "composite",
+                    format!("unknown composite `{name}`; known: {}", COMPOSITES.join(", ")),
+                ))
+            }
+        };
+        let c = Composite { name: name.to_string(), first, conv, dense, stabilizer, maxpool, conserve };
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Checks every rule's parameters.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParam`] naming the parameter.
+    pub fn validate(&self) -> Result<()> {
+        self.first.validate()?;
+        self.conv.validate()?;
+        self.dense.validate()?;
+        if !(self.stabilizer.epsilon >= 0.0 && self.stabilizer.epsilon.is_finite()) {
+            return Err(Error::param("epsilon", "must be a finite number ≥ 0"));
+        }
+        Ok(())
+    }
+
+    /// The stabiliser for a rule: the epsilon rule keeps its own, the others use the composite's.
+    pub fn stabilizer_for(&self, rule: &Rule) -> Stabilizer {
+        match rule {
+            Rule::Epsilon { .. } => rule.default_stabilizer(),
+            _ => self.stabilizer,
+        }
+    }
+}

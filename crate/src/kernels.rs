@@ -1,0 +1,204 @@
+//! Convolution and transposed convolution on tract's optimised kernels.
+//!
+//! Every weighted layer of the layer graph (convolutions, and dense layers seen as 1×1
+//! convolutions) is described by a [`ConvGeometry`]. A [`ConvKernel`] is a compiled tract
+//! plan for one geometry and one weight tensor, either forward (`conv`) or adjoint
+//! (`conv_transpose`). Plans are built once and reused for every explanation.
+
+use std::sync::Arc;
+
+use ndarray::{ArrayD, IxDyn};
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::ops::cnn::deconv::adjustments;
+use tract_onnx::tract_core::ops::cnn::{Conv, Deconv, KernelFormat, PaddingSpec, PoolSpec};
+use tract_onnx::tract_core::ops::nn::DataFormat;
+
+use crate::error::{Error, Result};
+
+/// Geometry of a 2-D convolution in NCHW layout with an OIHW kernel, batch 1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConvGeometry {
+    /// Input channels.
+    pub c_in: usize,
+    /// Output channels.
+    pub c_out: usize,
+    /// Input spatial size `[h, w]`.
+    pub in_hw: [usize; 2],
+    /// Output spatial size `[h, w]`.
+    pub out_hw: [usize; 2],
+    /// Kernel spatial size `[kh, kw]`.
+    pub kernel: [usize; 2],
+    /// Strides `[sh, sw]`.
+    pub strides: [usize; 2],
+    /// Dilations `[dh, dw]`.
+    pub dilations: [usize; 2],
+    /// Zero padding before `[top, left]`.
+    pub pad_begin: [usize; 2],
+    /// Zero padding after `[bottom, right]`.
+    pub pad_end: [usize; 2],
+    /// Number of groups (depthwise: `group == c_in`).
+    pub group: usize,
+}
+
+impl ConvGeometry {
+    /// Output size along one axis, from the input size and the other parameters.
+    pub fn output_len(&self, axis: usize, input: usize) -> Option<usize> {
+        let padded = input + self.pad_begin[axis] + self.pad_end[axis];
+        let extent = self.dilations[axis] * (self.kernel[axis] - 1) + 1;
+        padded.checked_sub(extent).map(|v| v / self.strides[axis] + 1)
+    }
+
+    /// Kernel tensor shape `[c_out, c_in / group, kh, kw]`.
+    pub fn kernel_shape(&self) -> [usize; 4] {
+        [self.c_out, self.c_in / self.group, self.kernel[0], self.kernel[1]]
+    }
+
+    /// Input tensor shape `[1, c_in, h, w]`.
+    pub fn input_shape(&self) -> [usize; 4] {
+        [1, self.c_in, self.in_hw[0], self.in_hw[1]]
+    }
+
+    /// Output tensor shape `[1, c_out, h, w]`.
+    pub fn output_shape(&self) -> [usize; 4] {
+        [1, self.c_out, self.out_hw[0], self.out_hw[1]]
+    }
+
+    /// Checks internal consistency; used on geometries read from a model.
+    pub fn validate(&self) -> Result<()> {
+        let ok = self.group > 0
+            && self.c_in % self.group == 0
+            && self.c_out % self.group == 0
+            && self.kernel.iter().all(|&k| k > 0)
+            && self.strides.iter().all(|&s| s > 0)
+            && self.dilations.iter().all(|&d| d > 0)
+            && (0..2).all(|a| self.output_len(a, self.in_hw[a]) == Some(self.out_hw[a]));
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::Shape(format!("inconsistent convolution geometry {self:?}")))
+        }
+    }
+
+    /// tract's pool spec for the forward convolution; `transposed` swaps the channel counts
+    /// (a deconvolution's "input channels" are the forward output channels).
+    fn pool_spec(&self, transposed: bool) -> PoolSpec {
+        let (c_in, c_out) = if transposed { (self.c_out, self.c_in) } else { (self.c_in, self.c_out) };
+        PoolSpec::new(
+            DataFormat::NCHW,
+            tvec![self.kernel[0], self.kernel[1]],
+            PaddingSpec::Explicit(
+                tvec![self.pad_begin[0], self.pad_begin[1]],
+                tvec![self.pad_end[0], self.pad_end[1]],
+            ),
+            Some(tvec![self.dilations[0], self.dilations[1]]),
+            Some(tvec![self.strides[0], self.strides[1]]),
+            c_in,
+            c_out,
+        )
+    }
+}
+
+/// tract's deconvolution takes the forward kernel `[c_out, c_in/g, kh, kw]` regrouped as
+/// `[c_in, c_out/g, kh, kw]` (the same taps, no spatial flip).
+fn deconv_kernel(w: &ArrayD<f32>, g: &ConvGeometry) -> Result<ArrayD<f32>> {
+    let [o, i, kh, kw] = g.kernel_shape();
+    let groups = g.group;
+    let shape_err = |e: ndarray::ShapeError| Error::Shape(e.to_string());
+    let split = w.view().into_shape_with_order(IxDyn(&[groups, o / groups, i, kh, kw])).map_err(shape_err)?;
+    let moved = split.permuted_axes(IxDyn(&[0, 2, 1, 3, 4])).as_standard_layout().to_owned();
+    moved.into_shape_with_order(IxDyn(&[groups * i, o / groups, kh, kw])).map_err(shape_err)
+}
+
+/// Direction of a compiled kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// `y = conv(x, W) + b`: input shape → output shape.
+    Forward,
+    /// `x = convᵀ(y, W)`: output shape → input shape (the adjoint of the forward map).
+    Transpose,
+}
+
+/// A compiled convolution (or its transpose) for one geometry and one weight tensor.
+#[derive(Debug, Clone)]
+pub struct ConvKernel {
+    plan: Arc<TypedRunnableModel>,
+    out_shape: [usize; 4],
+}
+
+impl ConvKernel {
+    /// Compiles `conv(x, weights) + bias` (forward) or `convᵀ(y, weights)` (transpose).
+    ///
+    /// # Errors
+    /// Fails if the weights do not match the geometry or tract cannot build the plan.
+    pub fn new(
+        geometry: &ConvGeometry,
+        direction: Direction,
+        weights: &ArrayD<f32>,
+        bias: Option<&[f32]>,
+    ) -> Result<Self> {
+        geometry.validate()?;
+        if weights.shape() != geometry.kernel_shape() {
+            return Err(Error::Shape(format!(
+                "kernel shape {:?}, expected {:?}",
+                weights.shape(),
+                geometry.kernel_shape()
+            )));
+        }
+        let spec = geometry.pool_spec(direction == Direction::Transpose);
+        let (in_shape, out_shape) = match direction {
+            Direction::Forward => (geometry.input_shape(), geometry.output_shape()),
+            Direction::Transpose => (geometry.output_shape(), geometry.input_shape()),
+        };
+        let mut model = TypedModel::default();
+        let x = model.add_source("x", f32::fact(in_shape))?;
+        let kernel = match direction {
+            Direction::Forward => weights.clone(),
+            Direction::Transpose => deconv_kernel(weights, geometry)?,
+        };
+        let k = model.add_const("kernel", Tensor::from(kernel))?;
+        let plan = match direction {
+            Direction::Forward => {
+                let b = match bias {
+                    Some(b) => Tensor::from_shape(&[geometry.c_out], b)?,
+                    None => Tensor::zero::<f32>(&[geometry.c_out])?,
+                };
+                let b = model.add_const("bias", b)?;
+                let op = Conv::new(spec, KernelFormat::OIHW, geometry.group, None);
+                let y = model.wire_node("conv", op, &[x, k, b])?;
+                model.select_output_outlets(&y)?;
+                model
+            }
+            Direction::Transpose => {
+                let adj = adjustments(&spec, &geometry.out_hw, &geometry.in_hw)?;
+                let b = model.add_const("bias", Tensor::zero_scalar::<f32>()?)?;
+                let op = Deconv::new(spec, KernelFormat::OIHW, adj, geometry.group);
+                let y = model.wire_node("deconv", op, &[x, k, b])?;
+                model.select_output_outlets(&y)?;
+                model
+            }
+        };
+        let plan = plan.into_optimized()?.into_runnable()?;
+        Ok(ConvKernel { plan, out_shape })
+    }
+
+    /// Applies the kernel to a `[1, c, h, w]` tensor.
+    ///
+    /// # Errors
+    /// Fails on a shape mismatch or inside tract.
+    pub fn run(&self, x: ArrayD<f32>) -> Result<ArrayD<f32>> {
+        let out = self.plan.run(tvec![Tensor::from(x).into_tvalue()])?;
+        let out = out
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Tract("convolution plan returned nothing".into()))?;
+        let arr = out.into_tensor().into_plain_array::<f32>()?;
+        if arr.shape() != self.out_shape {
+            return Err(Error::Shape(format!(
+                "convolution produced {:?}, expected {:?}",
+                arr.shape(),
+                self.out_shape
+            )));
+        }
+        Ok(arr.into_shape_with_order(IxDyn(&self.out_shape)).map_err(|e| Error::Shape(e.to_string()))?)
+    }
+}
