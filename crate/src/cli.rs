@@ -18,7 +18,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Explain one image (or preprocessed tensor) for one class.
-    Explain(ExplainArgs),
+    Explain(Box<ExplainArgs>),
     /// Print the model's input and layer graph.
     Info {
         /// ONNX model.
@@ -79,7 +79,7 @@ pub fn run() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Info { model } => info(&model),
-        Command::Explain(args) => explain(args),
+        Command::Explain(args) => explain(*args),
     }
 }
 
@@ -127,7 +127,9 @@ fn explain(a: ExplainArgs) -> Result<()> {
     };
     let target = match a.target.as_str() {
         "top1" => Target::Top1,
-        t => Target::Class(t.parse().map_err(|_| Error::param("target", format!("`{t}` is neither `top1` nor a class index")))?),
+        t => Target::Class(
+            t.parse().map_err(|_| Error::param("target", format!("`{t}` is neither `top1` nor a class index")))?,
+        ),
     };
     let start = match a.start.as_str() {
         "prob" | "probability" => Start::Probability,

@@ -143,17 +143,12 @@ fn unsupported(node: &TypedNode, reason: impl Into<String>) -> Error {
 }
 
 fn concrete(shape: &ShapeFact, node: &TypedNode) -> Result<Vec<usize>> {
-    shape
-        .as_concrete()
-        .map(|s| s.to_vec())
-        .ok_or_else(|| unsupported(node, format!("symbolic shape {shape:?}")))
+    shape.as_concrete().map(|s| s.to_vec()).ok_or_else(|| unsupported(node, format!("symbolic shape {shape:?}")))
 }
 
 fn const_f32(t: &Tensor, node: &TypedNode) -> Result<ArrayD<f32>> {
     let t = t.cast_to::<f32>().map_err(|e| unsupported(node, format!("constant: {e}")))?;
-    t.to_plain_array_view::<f32>()
-        .map(|v| v.to_owned())
-        .map_err(|e| unsupported(node, format!("constant: {e}")))
+    t.to_plain_array_view::<f32>().map(|v| v.to_owned()).map_err(|e| unsupported(node, format!("constant: {e}")))
 }
 
 /// Per-channel vector from a constant of shape `[]`, `[c]` or broadcastable `[1, c, 1, 1]`.
@@ -182,7 +177,10 @@ fn spatial_pads(
     node: &TypedNode,
 ) -> Result<([usize; 2], [usize; 2])> {
     if spec.rank() != 2 {
-        return Err(unsupported(node, format!("only 2-D convolution and pooling are supported, got rank {}", spec.rank())));
+        return Err(unsupported(
+            node,
+            format!("only 2-D convolution and pooling are supported, got rank {}", spec.rank()),
+        ));
     }
     let padded = spec.computed_padding(&in_hw);
     let strides = spec.strides();
@@ -310,7 +308,8 @@ impl LayerGraph {
                 if let Some(k) = &f.konst {
                     consts.push((k.clone(), slot));
                 } else {
-                    let ours = map.get(&i.node).copied().ok_or_else(|| unsupported(node, "input from an unsupported node"))?;
+                    let ours =
+                        map.get(&i.node).copied().ok_or_else(|| unsupported(node, "input from an unsupported node"))?;
                     acts.push((ours, slot));
                 }
             }
@@ -337,7 +336,10 @@ impl LayerGraph {
                 }
                 let x = as_nchw(&conv.pool_spec, &in_shape(0), node)?;
                 let y = as_nchw(&conv.pool_spec, &shape, node)?;
-                let kernel = consts.iter().find(|(_, s)| *s == 1).ok_or_else(|| unsupported(node, "kernel is not a constant"))?;
+                let kernel = consts
+                    .iter()
+                    .find(|(_, s)| *s == 1)
+                    .ok_or_else(|| unsupported(node, "kernel is not a constant"))?;
                 let weights = const_f32(&kernel.0, node)?;
                 let bias = match consts.iter().find(|(_, s)| *s == 2) {
                     Some((b, _)) => channel_vector(&const_f32(b, node)?, y[1], node)?,
@@ -367,7 +369,10 @@ impl LayerGraph {
             } else if let Some(op) = node.op_as::<EinSum>() {
                 single(&acts)?;
                 if consts.len() != 1 || op.q_params.is_some() {
-                    return Err(unsupported(node, "only products of an activation with a constant matrix are supported"));
+                    return Err(unsupported(
+                        node,
+                        "only products of an activation with a constant matrix are supported",
+                    ));
                 }
                 let w = const_f32(&consts[0].0, node)?;
                 let lin = parse_einsum(op, &in_shape(0), &w, acts[0].1 == 0, &shape, node)?;
@@ -509,9 +514,11 @@ impl LayerGraph {
             // the constant must vary along the channel axis only (axis 1)
             let fits = value.len() == 1
                 || (value.ndim() <= shape.len()
-                    && value.shape().iter().enumerate().all(|(ax, &d)| {
-                        d == 1 || (shape.len() + ax - value.ndim() == 1 && d == c_out)
-                    }));
+                    && value
+                        .shape()
+                        .iter()
+                        .enumerate()
+                        .all(|(ax, &d)| d == 1 || (shape.len() + ax - value.ndim() == 1 && d == c_out)));
             if !fits {
                 continue;
             }

@@ -18,10 +18,7 @@ pub fn channel_sum(relevance: &ArrayD<f32>, input: &InputSpec) -> Result<Array2<
         Layout::NCHW => 0,
         Layout::NHWC => 2,
     };
-    per_image
-        .sum_axis(Axis(axis))
-        .into_dimensionality()
-        .map_err(|e| Error::Shape(e.to_string()))
+    per_image.sum_axis(Axis(axis)).into_dimensionality().map_err(|e| Error::Shape(e.to_string()))
 }
 
 /// Heat quantization (Otsuki et al. 2024): `levels` equally spaced edges from the map's
@@ -29,7 +26,7 @@ pub fn channel_sum(relevance: &ArrayD<f32>, input: &InputSpec) -> Result<Array2<
 pub fn heat_quantize(map: &Array2<f32>, levels: usize) -> Array2<f32> {
     let lo = map.iter().copied().fold(f32::INFINITY, f32::min);
     let hi = map.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    if levels < 2 || !(hi > lo) {
+    if levels < 2 || hi.partial_cmp(&lo) != Some(std::cmp::Ordering::Greater) {
         return map.clone();
     }
     let step = (hi - lo) / (levels - 1) as f32;

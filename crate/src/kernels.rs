@@ -66,8 +66,8 @@ impl ConvGeometry {
     /// Checks internal consistency; used on geometries read from a model.
     pub fn validate(&self) -> Result<()> {
         let ok = self.group > 0
-            && self.c_in % self.group == 0
-            && self.c_out % self.group == 0
+            && self.c_in.is_multiple_of(self.group)
+            && self.c_out.is_multiple_of(self.group)
             && self.kernel.iter().all(|&k| k > 0)
             && self.strides.iter().all(|&s| s > 0)
             && self.dilations.iter().all(|&d| d > 0)
@@ -86,10 +86,7 @@ impl ConvGeometry {
         PoolSpec::new(
             DataFormat::NCHW,
             tvec![self.kernel[0], self.kernel[1]],
-            PaddingSpec::Explicit(
-                tvec![self.pad_begin[0], self.pad_begin[1]],
-                tvec![self.pad_end[0], self.pad_end[1]],
-            ),
+            PaddingSpec::Explicit(tvec![self.pad_begin[0], self.pad_begin[1]], tvec![self.pad_end[0], self.pad_end[1]]),
             Some(tvec![self.dilations[0], self.dilations[1]]),
             Some(tvec![self.strides[0], self.strides[1]]),
             c_in,
@@ -187,18 +184,11 @@ impl ConvKernel {
     /// Fails on a shape mismatch or inside tract.
     pub fn run(&self, x: ArrayD<f32>) -> Result<ArrayD<f32>> {
         let out = self.plan.run(tvec![Tensor::from(x).into_tvalue()])?;
-        let out = out
-            .into_iter()
-            .next()
-            .ok_or_else(|| Error::Tract("convolution plan returned nothing".into()))?;
+        let out = out.into_iter().next().ok_or_else(|| Error::Tract("convolution plan returned nothing".into()))?;
         let arr = out.into_tensor().into_plain_array::<f32>()?;
         if arr.shape() != self.out_shape {
-            return Err(Error::Shape(format!(
-                "convolution produced {:?}, expected {:?}",
-                arr.shape(),
-                self.out_shape
-            )));
+            return Err(Error::Shape(format!("convolution produced {:?}, expected {:?}", arr.shape(), self.out_shape)));
         }
-        Ok(arr.into_shape_with_order(IxDyn(&self.out_shape)).map_err(|e| Error::Shape(e.to_string()))?)
+        arr.into_shape_with_order(IxDyn(&self.out_shape)).map_err(|e| Error::Shape(e.to_string()))
     }
 }

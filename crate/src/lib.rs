@@ -40,7 +40,7 @@ pub mod rules;
 pub mod split;
 
 #[cfg(target_arch = "wasm32")]
-mod wasm;
+pub mod wasm;
 
 pub use composite::{Composite, MaxPoolRule, COMPOSITES};
 pub use error::{Error, Result};

@@ -163,17 +163,25 @@ pub struct Explainer {
 struct KernelCache(HashMap<KernelKey, ConvKernel>);
 
 impl KernelCache {
-    fn get(&mut self, graph: &LayerGraph, node: usize, wm: WeightMod, dir: Direction, bias: bool) -> Result<&ConvKernel> {
+    fn get(
+        &mut self,
+        graph: &LayerGraph,
+        node: usize,
+        wm: WeightMod,
+        dir: Direction,
+        bias: bool,
+    ) -> Result<&ConvKernel> {
         let key = (node, wm.key(), dir, bias);
-        if !self.0.contains_key(&key) {
-            let Layer::Conv { geometry, weights, bias: b, .. } = &graph.nodes[node].layer else {
-                return Err(Error::Shape("kernel requested for a layer without weights".into()));
-            };
-            let w = weights.mapv(|v| wm.apply(v));
-            let k = ConvKernel::new(geometry, dir, &w, bias.then_some(b.as_slice()))?;
-            self.0.insert(key, k);
+        match self.0.entry(key) {
+            std::collections::hash_map::Entry::Occupied(e) => Ok(e.into_mut()),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                let Layer::Conv { geometry, weights, bias: b, .. } = &graph.nodes[node].layer else {
+                    return Err(Error::Shape("kernel requested for a layer without weights".into()));
+                };
+                let w = weights.mapv(|v| wm.apply(v));
+                Ok(slot.insert(ConvKernel::new(geometry, dir, &w, bias.then_some(b.as_slice()))?))
+            }
         }
-        self.0.get(&key).ok_or_else(|| Error::Shape("kernel cache".into()))
     }
 }
 
@@ -267,7 +275,8 @@ impl Explainer {
                 Layer::Input => input.clone(),
                 Layer::Conv { geometry, .. } => {
                     let xin = reshape(x(0).clone(), &geometry.input_shape())?;
-                    let y = self.kernels.get(&self.graph, i, WeightMod::Identity, Direction::Forward, true)?.run(xin)?;
+                    let y =
+                        self.kernels.get(&self.graph, i, WeightMod::Identity, Direction::Forward, true)?.run(xin)?;
                     reshape(y, &shape)?
                 }
                 Layer::Const { op, value } => {
@@ -309,11 +318,20 @@ impl Explainer {
                 Layer::Softmax => {
                     let a = x(0);
                     let flat: Vec<f32> = a.iter().copied().collect();
-                    reshape(ArrayD::from_shape_vec(IxDyn(&[flat.len()]), softmax(&flat)).map_err(|e| Error::Shape(e.to_string()))?, &shape)?
+                    reshape(
+                        ArrayD::from_shape_vec(IxDyn(&[flat.len()]), softmax(&flat))
+                            .map_err(|e| Error::Shape(e.to_string()))?,
+                        &shape,
+                    )?
                 }
             };
             if out.shape() != shape.as_slice() {
-                return Err(Error::Shape(format!("node `{}` produced {:?}, expected {:?}", node.name, out.shape(), shape)));
+                return Err(Error::Shape(format!(
+                    "node `{}` produced {:?}, expected {:?}",
+                    node.name,
+                    out.shape(),
+                    shape
+                )));
             }
             values.push(out);
         }
@@ -327,7 +345,10 @@ impl Explainer {
         match target {
             Target::Top1 => Ok(acts.top_k(1).first().map(|t| t.0).unwrap_or(0)),
             Target::Class(c) if c < n => Ok(c),
-            Target::Class(c) => Err(Error::param("target", format!("class {c} is out of range: the model has {n} classes (0..{})", n - 1))),
+            Target::Class(c) => Err(Error::param(
+                "target",
+                format!("class {c} is out of range: the model has {n} classes (0..{})", n - 1),
+            )),
         }
     }
 
@@ -335,7 +356,13 @@ impl Explainer {
     ///
     /// # Errors
     /// [`Error::InvalidParam`] for an out-of-range class; [`Error::Tract`] from the kernels.
-    pub fn explain(&mut self, acts: &Activations, target: Target, start: Start, method: &Method) -> Result<Explanation> {
+    pub fn explain(
+        &mut self,
+        acts: &Activations,
+        target: Target,
+        start: Start,
+        method: &Method,
+    ) -> Result<Explanation> {
         if acts.values.len() != self.graph.nodes.len() {
             return Err(Error::Shape("activations belong to another model".into()));
         }
@@ -406,9 +433,15 @@ impl Explainer {
         }
         let mut relevance = rel[0].take().unwrap_or_else(|| ArrayD::zeros(IxDyn(self.graph.input_shape())));
         if let Method::GradientTimesInput = method {
-            relevance = relevance * &acts.values[0];
+            relevance *= &acts.values[0];
         }
-        Ok(Explanation { target, start_relevance, relevance, ledger, blocks: blocks.into_iter().map(|b| b.1).collect() })
+        Ok(Explanation {
+            target,
+            start_relevance,
+            relevance,
+            ledger,
+            blocks: blocks.into_iter().map(|b| b.1).collect(),
+        })
     }
 
     /// LRP through node `i`: relevance for each of its inputs.
@@ -438,7 +471,7 @@ impl Explainer {
                 let stab = composite.stabilizer_for(rule);
                 let x = reshape(a(0).clone(), &geometry.input_shape())?;
                 let rr = reshape(r, &geometry.output_shape())?;
-                let out = self.weighted(i, &x, &rr, rule, stab, composite.conserve)?;
+                let out = self.propagate_weighted(i, &x, &rr, rule, stab, composite.conserve)?;
                 vec![reshape(out, &input_shape(0))?]
             }
             Layer::Const { .. } | Layer::Softmax | Layer::Reshape | Layer::Permute(_) | Layer::Subsample { .. } => {
@@ -461,12 +494,20 @@ impl Explainer {
             Layer::GlobalSum => {
                 let x = to4(a(0))?;
                 let (h, w) = (x.shape()[2], x.shape()[3]);
-                let g = PoolGeometry { kernel: [h, w], strides: [1, 1], pad_begin: [0, 0], pad_end: [0, 0], in_hw: [h, w], out_hw: [1, 1] };
+                let g = PoolGeometry {
+                    kernel: [h, w],
+                    strides: [1, 1],
+                    pad_begin: [0, 0],
+                    pad_end: [0, 0],
+                    in_hw: [h, w],
+                    out_hw: [1, 1],
+                };
                 let out = g.proportional(x, to4(&r)?, (h * w) as f32 * eps, composite.conserve);
                 vec![reshape(out.into_dyn(), &input_shape(0))?]
             }
             Layer::Add => {
-                let res = self.residuals.get(&i).copied().ok_or_else(|| Error::Shape("addition without analysis".into()))?;
+                let res =
+                    self.residuals.get(&i).copied().ok_or_else(|| Error::Shape("addition without analysis".into()))?;
                 let split = variant.split(res.projection);
                 let s = a(res.shortcut);
                 let m = a(1 - res.shortcut);
@@ -531,7 +572,12 @@ impl Explainer {
     }
 
     /// The generic weighted-layer routine: every [`Rule`] is a configuration of it.
-    fn weighted(
+    /// `a` is node `i`'s input as `[1, c_in, h, w]`, `r` the relevance of its output as
+    /// `[1, c_out, h', w']`; returns the relevance of the input.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] if node `i` has no weights or the shapes do not fit.
+    pub fn propagate_weighted(
         &mut self,
         i: usize,
         a: &ArrayD<f32>,
@@ -617,7 +663,8 @@ impl Explainer {
         Ok(match &node.layer {
             Layer::Conv { geometry, .. } => {
                 let gg = reshape(g, &geometry.output_shape())?;
-                let back = self.kernels.get(&self.graph, i, WeightMod::Identity, Direction::Transpose, false)?.run(gg)?;
+                let back =
+                    self.kernels.get(&self.graph, i, WeightMod::Identity, Direction::Transpose, false)?.run(gg)?;
                 vec![reshape(back, &input_shape(0))?]
             }
             Layer::Const { op, value } => {
@@ -661,7 +708,9 @@ impl Explainer {
             }
             Layer::Add => vec![g.clone(), g],
             Layer::Softmax => {
-                return Err(Error::Shape("gradient through softmax is not needed: explanations start at the logits".into()))
+                return Err(Error::Shape(
+                    "gradient through softmax is not needed: explanations start at the logits".into(),
+                ))
             }
             Layer::Reshape | Layer::Permute(_) | Layer::Subsample { .. } => vec![self.route_back(i, g)?],
             Layer::Input => vec![],

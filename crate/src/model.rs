@@ -141,7 +141,10 @@ impl Model {
         let mut reader = bytes;
         let mut inference = tract_onnx::onnx().model_for_read(&mut reader).map_err(load_err)?;
         if inference.inputs.len() != 1 {
-            return Err(Error::UnsupportedInput(format!("the model has {} inputs, expected 1", inference.inputs.len())));
+            return Err(Error::UnsupportedInput(format!(
+                "the model has {} inputs, expected 1",
+                inference.inputs.len()
+            )));
         }
         let name = inference.node(inference.inputs[0].node).name.clone();
         // pin a symbolic batch axis to 1; other dimensions must be fixed in the graph
@@ -155,8 +158,8 @@ impl Model {
                 Err(_) if ax == 0 => shape.push(1),
                 Err(_) => {
                     return Err(Error::UnsupportedInput(format!(
-                        "input `{name}` has a dynamic dimension {d} on axis {ax}; export the model with a fixed image size"
-                    )))
+                    "input `{name}` has a dynamic dimension {d} on axis {ax}; export the model with a fixed image size"
+                )))
                 }
             }
         }
@@ -189,7 +192,11 @@ impl Model {
     /// [`Error::Shape`] for a wrong input shape; [`Error::Tract`] from tract.
     pub fn run(&self, input: &ArrayD<f32>) -> Result<Vec<f32>> {
         if input.shape() != self.input.shape.as_slice() {
-            return Err(Error::Shape(format!("input has shape {:?}, the model needs {:?}", input.shape(), self.input.shape)));
+            return Err(Error::Shape(format!(
+                "input has shape {:?}, the model needs {:?}",
+                input.shape(),
+                self.input.shape
+            )));
         }
         let out = self.plan.run(tvec![Tensor::from(input.clone()).into_tvalue()])?;
         let t = out.into_iter().next().ok_or_else(|| Error::Tract("no output".into()))?;

@@ -60,10 +60,8 @@ impl PoolGeometry {
         for c in 0..a.shape()[1] {
             for oy in 0..self.out_hw[0] {
                 for ox in 0..self.out_hw[1] {
-                    out[(0, c, oy, ox)] = self
-                        .window(oy, ox)
-                        .map(|(y, x)| a[(0, c, y, x)])
-                        .fold(f32::NEG_INFINITY, f32::max);
+                    out[(0, c, oy, ox)] =
+                        self.window(oy, ox).map(|(y, x)| a[(0, c, y, x)]).fold(f32::NEG_INFINITY, f32::max);
                 }
             }
         }
@@ -77,9 +75,8 @@ impl PoolGeometry {
         for c in 0..a.shape()[1] {
             for oy in 0..self.out_hw[0] {
                 for ox in 0..self.out_hw[1] {
-                    let (sum, n) = self
-                        .window(oy, ox)
-                        .fold((0.0f32, 0usize), |(s, n), (y, x)| (s + a[(0, c, y, x)], n + 1));
+                    let (sum, n) =
+                        self.window(oy, ox).fold((0.0f32, 0usize), |(s, n), (y, x)| (s + a[(0, c, y, x)], n + 1));
                     out[(0, c, oy, ox)] = sum / if count_include_pad { full } else { n as f32 };
                 }
             }
@@ -117,13 +114,7 @@ impl PoolGeometry {
     /// Proportional (z-rule) relevance through a window sum: each input gets
     /// `a_i / (Σ_window a + eps)` of the window's relevance. With `flat_fallback`, windows whose
     /// sum is zero spread their relevance evenly instead of dropping it.
-    pub fn proportional(
-        &self,
-        a: ArrayView4<f32>,
-        r: ArrayView4<f32>,
-        eps: f32,
-        flat_fallback: bool,
-    ) -> Array4<f32> {
+    pub fn proportional(&self, a: ArrayView4<f32>, r: ArrayView4<f32>, eps: f32, flat_fallback: bool) -> Array4<f32> {
         let mut out = Array4::zeros(a.raw_dim());
         for c in 0..a.shape()[1] {
             for oy in 0..self.out_hw[0] {
@@ -132,9 +123,8 @@ impl PoolGeometry {
                     if rel == 0.0 {
                         continue;
                     }
-                    let (sum, n) = self
-                        .window(oy, ox)
-                        .fold((0.0f32, 0usize), |(s, n), (y, x)| (s + a[(0, c, y, x)], n + 1));
+                    let (sum, n) =
+                        self.window(oy, ox).fold((0.0f32, 0usize), |(s, n), (y, x)| (s + a[(0, c, y, x)], n + 1));
                     if flat_fallback && sum == 0.0 {
                         for (y, x) in self.window(oy, ox) {
                             out[(0, c, y, x)] += rel / n as f32;

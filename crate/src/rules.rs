@@ -182,7 +182,11 @@ impl Rule {
             Rule::ZBox { low, high } => {
                 if low.is_empty() || low.len() != high.len() {
                     Err(Error::param("low", "low and high need the same, non-zero length"))
-                } else if low.iter().zip(high).any(|(l, h)| !(l <= h)) {
+                } else if low
+                    .iter()
+                    .zip(high)
+                    .any(|(l, h)| l.partial_cmp(h).is_none_or(|o| o == std::cmp::Ordering::Greater))
+                {
                     Err(Error::param("low", "low must be ≤ high for every channel"))
                 } else {
                     Ok(())
@@ -199,10 +203,7 @@ impl Rule {
         let one = |terms: Vec<Term>, bias: Option<WeightMod>| vec![(1.0, Propagation { terms, bias })];
         match self {
             Rule::Epsilon { .. } => one(vec![term(I::Identity, W::Identity, 1.0)], Some(W::Identity)),
-            Rule::ZPlus => one(
-                vec![term(I::Positive, W::Positive, 1.0), term(I::Negative, W::Negative, 1.0)],
-                None,
-            ),
+            Rule::ZPlus => one(vec![term(I::Positive, W::Positive, 1.0), term(I::Negative, W::Negative, 1.0)], None),
             Rule::ZPlusOnes => one(vec![term(I::Ones, W::Positive, 1.0)], None),
             Rule::Gamma { gamma } => {
                 one(vec![term(I::Identity, W::GammaPlus(*gamma), 1.0)], Some(W::GammaPlus(*gamma)))
@@ -211,20 +212,14 @@ impl Rule {
                 (
                     *alpha,
                     Propagation {
-                        terms: vec![
-                            term(I::Positive, W::Positive, 1.0),
-                            term(I::Negative, W::Negative, 1.0),
-                        ],
+                        terms: vec![term(I::Positive, W::Positive, 1.0), term(I::Negative, W::Negative, 1.0)],
                         bias: Some(W::Positive),
                     },
                 ),
                 (
                     -*beta,
                     Propagation {
-                        terms: vec![
-                            term(I::Positive, W::Negative, 1.0),
-                            term(I::Negative, W::Positive, 1.0),
-                        ],
+                        terms: vec![term(I::Positive, W::Negative, 1.0), term(I::Negative, W::Positive, 1.0)],
                         bias: Some(W::Negative),
                     },
                 ),

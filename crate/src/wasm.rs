@@ -1,0 +1,224 @@
+//! The wasm boundary: the only file that knows about JavaScript.
+//!
+//! One opaque handle, [`WasmExplainer`], owns the model, the explainer and the activations
+//! of the last forward pass; JavaScript gets small records (via serde-wasm-bindgen) and
+//! relevance as `Float32Array`s. Every error is a JavaScript `Error` with the same text as
+//! the native one; nothing here panics on user input.
+
+use ndarray::{ArrayD, IxDyn};
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::prelude::*;
+
+use crate::{heatmap, Activations, Composite, Error, Explainer, Method, Model, Preprocess, Start, Target, Variant};
+
+fn js(e: Error) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsError> {
+    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(|e| JsError::new(&e.to_string()))
+}
+
+/// Installs the panic hook so that a bug shows its message in the console.
+#[wasm_bindgen(start)]
+pub fn start() {
+    console_error_panic_hook::set_once();
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ModelInfo<'a> {
+    input: &'a crate::InputSpec,
+    num_classes: usize,
+    layers: Vec<LayerInfo<'a>>,
+}
+
+#[derive(Serialize)]
+struct LayerInfo<'a> {
+    name: &'a str,
+    kind: &'static str,
+    shape: &'a [usize],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Prediction {
+    logits: Vec<f32>,
+    probabilities: Vec<f32>,
+    top: Vec<TopClass>,
+}
+
+#[derive(Serialize)]
+struct TopClass {
+    class: usize,
+    probability: f32,
+}
+
+/// Options of [`WasmExplainer::explain`]; every field is optional.
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct ExplainOptions {
+    /// Class index; absent = top-1.
+    target: Option<usize>,
+    /// `"lrp"` (default) or `"gradient"` (gradient × input).
+    method: Option<String>,
+    /// Composite name (default `conserving`).
+    composite: Option<String>,
+    /// Variant name (default `flows_skip`).
+    variant: Option<String>,
+    /// `"prob"` (default) or `"logit"`.
+    start: Option<String>,
+    /// Heat quantization levels for the returned map (0 or absent = off).
+    quantize: Option<usize>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ExplainSummary {
+    target: usize,
+    start_relevance: f32,
+    input_relevance_sum: f64,
+    conservation_error: f64,
+    ledger: Vec<crate::lrp::LedgerEntry>,
+    blocks: Vec<crate::lrp::BlockEntry>,
+    width: usize,
+    height: usize,
+}
+
+/// A loaded model plus the activations of the last image.
+#[wasm_bindgen(js_name = Explainer)]
+pub struct WasmExplainer {
+    model: Model,
+    explainer: Explainer,
+    acts: Option<Activations>,
+    preprocess: Preprocess,
+    relevance: Option<ArrayD<f32>>,
+    map: Option<Vec<f32>>,
+}
+
+#[wasm_bindgen(js_class = Explainer)]
+impl WasmExplainer {
+    /// Loads an ONNX model from its bytes.
+    #[wasm_bindgen(constructor)]
+    pub fn new(onnx: &[u8]) -> Result<WasmExplainer, JsError> {
+        let model = Model::from_onnx_bytes(onnx).map_err(js)?;
+        let explainer = model.explainer();
+        Ok(WasmExplainer {
+            model,
+            explainer,
+            acts: None,
+            preprocess: Preprocess::default(),
+            relevance: None,
+            map: None,
+        })
+    }
+
+    /// `{input: {name, shape, layout, channels, height, width}, numClasses, layers: [{name, kind, shape}]}`.
+    pub fn info(&self) -> Result<JsValue, JsError> {
+        let g = self.model.graph();
+        to_js(&ModelInfo {
+            input: self.model.input(),
+            num_classes: g.num_classes(),
+            layers: g
+                .nodes
+                .iter()
+                .map(|n| LayerInfo { name: &n.name, kind: n.layer.kind(), shape: &n.shape })
+                .collect(),
+        })
+    }
+
+    /// Sets the preprocessing `{scale, mean: [3], std: [3], bgr}` used by [`Self::set_image`].
+    #[wasm_bindgen(js_name = setPreprocess)]
+    pub fn set_preprocess(&mut self, p: JsValue) -> Result<(), JsError> {
+        let p: Preprocess =
+            serde_wasm_bindgen::from_value(p).map_err(|e| JsError::new(&format!("invalid preprocessing: {e}")))?;
+        p.validate().map_err(js)?;
+        self.preprocess = p;
+        Ok(())
+    }
+
+    /// Runs the model on an RGBA image (`width × height × 4` bytes); returns
+    /// `{logits, probabilities, top: [{class, probability}] (5)}`.
+    #[wasm_bindgen(js_name = setImage)]
+    pub fn set_image(&mut self, rgba: &[u8], width: usize, height: usize) -> Result<JsValue, JsError> {
+        let x = self.model.preprocess(rgba, width, height, &self.preprocess).map_err(js)?;
+        self.forward(x)
+    }
+
+    /// Runs the model on an already preprocessed tensor in the model's own input layout.
+    #[wasm_bindgen(js_name = setInput)]
+    pub fn set_input(&mut self, data: &[f32]) -> Result<JsValue, JsError> {
+        let shape = self.model.input().shape.clone();
+        let x = ArrayD::from_shape_vec(IxDyn(&shape), data.to_vec())
+            .map_err(|_| js(Error::Shape(format!("{} values for an input of shape {shape:?}", data.len()))))?;
+        self.forward(x)
+    }
+
+    fn forward(&mut self, x: ArrayD<f32>) -> Result<JsValue, JsError> {
+        self.acts = None;
+        let acts = self.explainer.forward(x).map_err(js)?;
+        let p = Prediction {
+            logits: acts.logits().to_vec(),
+            probabilities: acts.probabilities().to_vec(),
+            top: acts.top_k(5).into_iter().map(|(class, probability)| TopClass { class, probability }).collect(),
+        };
+        self.acts = Some(acts);
+        to_js(&p)
+    }
+
+    /// Explains one class of the last image. Returns the summary
+    /// `{target, startRelevance, inputRelevanceSum, conservationError, ledger, blocks, width, height}`;
+    /// the maps are then read with [`Self::relevance`] and [`Self::map`].
+    pub fn explain(&mut self, options: JsValue) -> Result<JsValue, JsError> {
+        let o: ExplainOptions = if options.is_undefined() || options.is_null() {
+            ExplainOptions::default()
+        } else {
+            serde_wasm_bindgen::from_value(options).map_err(|e| JsError::new(&format!("invalid options: {e}")))?
+        };
+        let acts = self.acts.as_ref().ok_or_else(|| JsError::new("no image: call setImage or setInput first"))?;
+        let target = o.target.map(Target::Class).unwrap_or(Target::Top1);
+        let start = match o.start.as_deref() {
+            None | Some("prob") | Some("probability") => Start::Probability,
+            Some("logit") => Start::Logit,
+            Some(s) => return Err(js(Error::param("start", format!("`{s}`: use `prob` or `logit`")))),
+        };
+        let method = match o.method.as_deref() {
+            Some("gradient") => Method::GradientTimesInput,
+            None | Some("lrp") => Method::Lrp {
+                composite: Composite::by_name(o.composite.as_deref().unwrap_or("conserving"), self.preprocess.bounds())
+                    .map_err(js)?,
+                variant: Variant::from_name(o.variant.as_deref().unwrap_or("flows_skip")).map_err(js)?,
+            },
+            Some(m) => return Err(js(Error::param("method", format!("`{m}`: use `lrp` or `gradient`")))),
+        };
+        let e = self.explainer.explain(acts, target, start, &method).map_err(js)?;
+        let mut map = heatmap::channel_sum(&e.relevance, self.model.input()).map_err(js)?;
+        if let Some(levels) = o.quantize.filter(|&l| l > 1) {
+            map = heatmap::heat_quantize(&map, levels);
+        }
+        let (height, width) = map.dim();
+        let summary = ExplainSummary {
+            target: e.target,
+            start_relevance: e.start_relevance,
+            input_relevance_sum: e.input_relevance_sum(),
+            conservation_error: e.conservation_error(),
+            ledger: e.ledger,
+            blocks: e.blocks,
+            width,
+            height,
+        };
+        self.map = Some(map.iter().copied().collect());
+        self.relevance = Some(e.relevance);
+        to_js(&summary)
+    }
+
+    /// The last explanation's input relevance, flattened in the model input's layout.
+    pub fn relevance(&self) -> Result<Vec<f32>, JsError> {
+        self.relevance.as_ref().map(|r| r.iter().copied().collect()).ok_or_else(|| JsError::new("no explanation yet"))
+    }
+
+    /// The last explanation's channel-summed `height × width` map (row-major).
+    pub fn map(&self) -> Result<Vec<f32>, JsError> {
+        self.map.clone().ok_or_else(|| JsError::new("no explanation yet"))
+    }
+}

@@ -1,0 +1,5 @@
+//! Native integration tests: `cargo test` (or `./build.sh test`).
+#![cfg(not(target_arch = "wasm32"))]
+
+mod models;
+mod rules;

