@@ -145,6 +145,7 @@ run_tests() {
     cmp -s "$f" "$tmp/$(basename "$f")" || { echo "fixture $f differs from what gen_fixtures.py writes" >&2; exit 1; }
   done
   rm -rf "$tmp"
+  [ -f tests/fixtures/big/resnet50.onnx ] || fixtures --full
   assets
   say "cargo fmt --check"
   cargo fmt --all -- --check

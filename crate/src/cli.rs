@@ -57,6 +57,9 @@ struct ExplainArgs {
     /// Write the channel-summed heatmap as a PNG (signed, blue–white–red).
     #[arg(long)]
     png: Option<PathBuf>,
+    /// Heat Quantization levels for the PNG (the paper uses 8; 0 = off).
+    #[arg(long, default_value_t = 0)]
+    quantize: usize,
     /// Print one JSON object with the target, relevance sums and the ledger.
     #[arg(long)]
     json: bool,
@@ -149,7 +152,10 @@ fn explain(a: ExplainArgs) -> Result<()> {
         write_npy(p, &e.relevance).map_err(|err| Error::Shape(format!("{}: {err}", p.display())))?;
     }
     if let Some(p) = &a.png {
-        let map = heatmap::channel_sum(&e.relevance, model.input())?;
+        let mut map = heatmap::channel_sum(&e.relevance, model.input())?;
+        if a.quantize > 1 {
+            map = heatmap::heat_quantize(&map, a.quantize);
+        }
         let m = map.iter().fold(0f32, |m, v| m.max(v.abs())).max(f32::MIN_POSITIVE);
         let (h, w) = map.dim();
         let img = image::RgbImage::from_fn(w as u32, h as u32, |x, y| {

@@ -586,6 +586,16 @@ impl Explainer {
         stab: Stabilizer,
         conserve: bool,
     ) -> Result<ArrayD<f32>> {
+        if let Rule::Pass = rule {
+            return if a.len() == r.len() {
+                reshape(r.clone(), a.shape())
+            } else {
+                Err(Error::param(
+                    "rule",
+                    format!("`pass` needs equal input and output sizes, got {:?} → {:?}", a.shape(), r.shape()),
+                ))
+            };
+        }
         let mut out = ArrayD::<f32>::zeros(a.raw_dim());
         let mut lost = ArrayD::<f32>::zeros(r.raw_dim());
         let mut any_lost = false;

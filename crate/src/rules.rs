@@ -45,6 +45,9 @@ pub enum Rule {
     Flat,
     /// w²: input replaced by ones, weights squared.
     WSquare,
+    /// Pass: the relevance goes through unchanged (only for layers whose input and output
+    /// have the same shape).
+    Pass,
     /// zB (box rule) for the first layer, with per-channel input bounds `low ≤ x ≤ high`.
     ZBox {
         /// Lower bound per input channel (one value broadcasts).
@@ -224,6 +227,7 @@ impl Rule {
                     },
                 ),
             ],
+            Rule::Pass => vec![],
             Rule::Flat => one(vec![term(I::Ones, W::Ones, 1.0)], None),
             Rule::WSquare => one(vec![term(I::Ones, W::Square, 1.0)], None),
             Rule::ZBox { low, high } => one(

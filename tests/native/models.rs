@@ -222,3 +222,27 @@ fn open_nsfw_conserves_for_every_variant() {
         assert!(e.conservation_error() <= 1e-4, "{variant:?}: {} vs {}", e.input_relevance_sum(), e.start_relevance);
     }
 }
+
+/// Full-size torchvision ResNet-18 and ResNet-50 with random weights
+/// (`./build.sh fixtures --full`): conservation for every variant.
+#[test]
+fn full_size_resnets_conserve_for_every_variant() {
+    for name in ["resnet18", "resnet50"] {
+        let path = root().join(format!("tests/fixtures/big/{name}.onnx"));
+        if !path.exists() {
+            assert!(std::env::var_os("RESNET_LRP_REQUIRE_ASSETS").is_none(), "{} is missing", path.display());
+            eprintln!("skipping: {} missing (run ./build.sh fixtures --full)", path.display());
+            continue;
+        }
+        let model = Model::from_onnx_bytes(&std::fs::read(&path).unwrap()).unwrap();
+        let x: ArrayD<f32> = read_npy(root().join(format!("tests/fixtures/big/{name}.input.npy"))).unwrap();
+        let numpy: ArrayD<f32> = read_npy(root().join(format!("tests/fixtures/big/{name}.logits.npy"))).unwrap();
+        let mut ex = model.explainer();
+        let acts = ex.forward(x).unwrap();
+        rel_close(acts.logits(), numpy.as_slice().unwrap(), 1e-4).unwrap_or_else(|e| panic!("{name}: {e}"));
+        for variant in VARIANTS {
+            let e = ex.explain(&acts, Target::Top1, Start::Probability, &lrp("conserving", variant)).unwrap();
+            assert!(e.conservation_error() <= 1e-4, "{name} {variant:?}: {}", e.conservation_error());
+        }
+    }
+}

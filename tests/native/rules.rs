@@ -93,6 +93,7 @@ fn naive(g: &ConvGeometry, w: &[f32], b: &[f32], a: &[f32], r: &[f32], rule: &Ru
             let n = run(&|x, w, _| pos(x) * neg(w) + neg(x) * pos(w), &neg, &signed);
             p.iter().zip(n).map(|(p, n)| *alpha as f64 * p - *beta as f64 * n).collect()
         }
+        Rule::Pass => r.iter().map(|&v| v as f64).collect(),
         Rule::Flat => run(&|_, _, _| 1.0, &zero, &signed),
         Rule::WSquare => run(&|_, w, _| w * w, &zero, &signed),
         Rule::ZBox { low, high } => {
@@ -152,6 +153,7 @@ fn rules() -> Vec<Rule> {
         Rule::Flat,
         Rule::WSquare,
         Rule::ZBox { low: vec![-1.5, -2.0, -1.0], high: vec![1.5, 2.0, 1.0] },
+        Rule::Pass,
     ]
 }
 
@@ -164,6 +166,7 @@ fn every_rule_matches_its_naive_twin() {
         geometry((6, 6, 3), 5, (3, 1, 1), (1, 1)),
         geometry((3, 2, 1), 7, (2, 1, 2), (0, 1)),
         geometry((3, 5, 1), 4, (1, 1, 1), (0, 0)),
+        geometry((3, 3, 1), 4, (3, 1, 1), (1, 1)),
     ];
     let eps = 1e-6f32;
     for g in &geoms {
@@ -178,10 +181,13 @@ fn every_rule_matches_its_naive_twin() {
             let r = rng.array(&g.output_shape());
             let mut ex = single_layer(g, w.clone(), b.clone());
             for rule in rules() {
-                if let Rule::ZBox { .. } = rule {
-                    if g.c_in != 3 {
-                        continue;
-                    }
+                let applicable = match rule {
+                    Rule::ZBox { .. } => g.c_in == 3,
+                    Rule::Pass => g.input_shape() == g.output_shape(),
+                    _ => true,
+                };
+                if !applicable {
+                    continue;
                 }
                 // the epsilon rule keeps its own ε (as composites do), the others get `eps`
                 let stab = match rule {
