@@ -697,19 +697,8 @@ impl Explainer {
             }
             Layer::AvgPool { geometry, count_include_pad } => {
                 let x = to4(a(0))?;
-                let gv = to4(&g)?;
-                let mut out = Array4::<f32>::zeros(x.raw_dim());
-                let full = (geometry.kernel[0] * geometry.kernel[1]) as f32;
-                for c in 0..x.shape()[1] {
-                    for oy in 0..geometry.out_hw[0] {
-                        for ox in 0..geometry.out_hw[1] {
-                            let n = if *count_include_pad { full } else { geometry.window(oy, ox).count() as f32 };
-                            for (y, xx) in geometry.window(oy, ox) {
-                                out[(0, c, y, xx)] += gv[(0, c, oy, ox)] / n;
-                            }
-                        }
-                    }
-                }
+                let shape = [x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3]];
+                let out = geometry.avg_backward(shape, to4(&g)?, *count_include_pad);
                 vec![reshape(out.into_dyn(), &input_shape(0))?]
             }
             Layer::GlobalSum => {

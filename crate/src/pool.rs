@@ -84,30 +84,36 @@ impl PoolGeometry {
         out
     }
 
-    /// Winner-take-all relevance for max pooling: each window's relevance goes to the first
-    /// input that attains the maximum. Conserves relevance exactly.
-    pub fn max_winner_take_all(&self, a: ArrayView4<f32>, r: ArrayView4<f32>) -> Array4<f32> {
-        let mut out = Array4::zeros(a.raw_dim());
-        for c in 0..a.shape()[1] {
+    /// Calls `f(c, oy, ox, r)` for every output position whose relevance `r` is non-zero.
+    fn each_nonzero(&self, r: ArrayView4<f32>, mut f: impl FnMut(usize, usize, usize, f32)) {
+        for c in 0..r.shape()[1] {
             for oy in 0..self.out_hw[0] {
                 for ox in 0..self.out_hw[1] {
                     let rel = r[(0, c, oy, ox)];
-                    if rel == 0.0 {
-                        continue;
-                    }
-                    let mut best: Option<((usize, usize), f32)> = None;
-                    for (y, x) in self.window(oy, ox) {
-                        let v = a[(0, c, y, x)];
-                        if best.is_none_or(|(_, b)| v > b) {
-                            best = Some(((y, x), v));
-                        }
-                    }
-                    if let Some(((y, x), _)) = best {
-                        out[(0, c, y, x)] += rel;
+                    if rel != 0.0 {
+                        f(c, oy, ox, rel);
                     }
                 }
             }
         }
+    }
+
+    /// Winner-take-all relevance for max pooling: each window's relevance goes to the first
+    /// input that attains the maximum. Conserves relevance exactly. (Also the gradient.)
+    pub fn max_winner_take_all(&self, a: ArrayView4<f32>, r: ArrayView4<f32>) -> Array4<f32> {
+        let mut out = Array4::zeros(a.raw_dim());
+        self.each_nonzero(r, |c, oy, ox, rel| {
+            let mut best: Option<((usize, usize), f32)> = None;
+            for (y, x) in self.window(oy, ox) {
+                let v = a[(0, c, y, x)];
+                if best.is_none_or(|(_, b)| v > b) {
+                    best = Some(((y, x), v));
+                }
+            }
+            if let Some(((y, x), _)) = best {
+                out[(0, c, y, x)] += rel;
+            }
+        });
         out
     }
 
@@ -116,28 +122,32 @@ impl PoolGeometry {
     /// sum is zero spread their relevance evenly instead of dropping it.
     pub fn proportional(&self, a: ArrayView4<f32>, r: ArrayView4<f32>, eps: f32, flat_fallback: bool) -> Array4<f32> {
         let mut out = Array4::zeros(a.raw_dim());
-        for c in 0..a.shape()[1] {
-            for oy in 0..self.out_hw[0] {
-                for ox in 0..self.out_hw[1] {
-                    let rel = r[(0, c, oy, ox)];
-                    if rel == 0.0 {
-                        continue;
-                    }
-                    let (sum, n) =
-                        self.window(oy, ox).fold((0.0f32, 0usize), |(s, n), (y, x)| (s + a[(0, c, y, x)], n + 1));
-                    if flat_fallback && sum == 0.0 {
-                        for (y, x) in self.window(oy, ox) {
-                            out[(0, c, y, x)] += rel / n as f32;
-                        }
-                        continue;
-                    }
-                    let s = rel / (sum + eps);
-                    for (y, x) in self.window(oy, ox) {
-                        out[(0, c, y, x)] += a[(0, c, y, x)] * s;
-                    }
+        self.each_nonzero(r, |c, oy, ox, rel| {
+            let (sum, n) = self.window(oy, ox).fold((0.0f32, 0usize), |(s, n), (y, x)| (s + a[(0, c, y, x)], n + 1));
+            if flat_fallback && sum == 0.0 {
+                for (y, x) in self.window(oy, ox) {
+                    out[(0, c, y, x)] += rel / n as f32;
+                }
+            } else {
+                let s = rel / (sum + eps);
+                for (y, x) in self.window(oy, ox) {
+                    out[(0, c, y, x)] += a[(0, c, y, x)] * s;
                 }
             }
-        }
+        });
+        out
+    }
+
+    /// Gradient of average pooling: each window's gradient spread over its inputs.
+    pub fn avg_backward(&self, a_shape: [usize; 4], g: ArrayView4<f32>, count_include_pad: bool) -> Array4<f32> {
+        let mut out = Array4::zeros(a_shape);
+        let full = (self.kernel[0] * self.kernel[1]) as f32;
+        self.each_nonzero(g, |c, oy, ox, v| {
+            let n = if count_include_pad { full } else { self.window(oy, ox).count() as f32 };
+            for (y, x) in self.window(oy, ox) {
+                out[(0, c, y, x)] += v / n;
+            }
+        });
         out
     }
 }
