@@ -20,6 +20,8 @@ const ZERO_Z: f32 = 1e-25;
 /// Activations of one forward pass: the output of every node.
 #[derive(Debug, Clone)]
 pub struct Activations {
+    /// Unique per forward pass: keys the cache of class-independent denominators.
+    id: u64,
     values: Vec<ArrayD<f32>>,
     logits: Vec<f32>,
     probabilities: Vec<f32>,
@@ -156,6 +158,11 @@ pub struct Explainer {
     residuals: HashMap<usize, Residual>,
     first_weighted: Option<usize>,
     kernels: KernelCache,
+    /// Denominators `z` of the weighted layers for the activations `denominators.0`: they do
+    /// not depend on the explained class, so every class after the first skips them.
+    denominators: (u64, HashMap<(usize, String), ArrayD<f32>>),
+    /// The activations the current explanation runs on (None outside `explain`).
+    scope: Option<u64>,
 }
 
 /// Compiled kernels per (layer, weight modifier, direction, bias), built on first use.
@@ -212,7 +219,14 @@ impl Explainer {
     pub fn new(graph: LayerGraph) -> Self {
         let residuals = Self::find_residuals(&graph);
         let first_weighted = graph.nodes.iter().position(|n| matches!(n.layer, Layer::Conv { .. }));
-        Explainer { graph, residuals, first_weighted, kernels: KernelCache::default() }
+        Explainer {
+            graph,
+            residuals,
+            first_weighted,
+            kernels: KernelCache::default(),
+            denominators: (0, HashMap::new()),
+            scope: None,
+        }
     }
 
     /// The layer graph.
@@ -337,7 +351,9 @@ impl Explainer {
         }
         let logits: Vec<f32> = values[self.graph.logits].iter().copied().collect();
         let probabilities = softmax(&logits);
-        Ok(Activations { values, logits, probabilities })
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(Activations { id, values, logits, probabilities })
     }
 
     fn resolve_target(&self, acts: &Activations, target: Target) -> Result<usize> {
@@ -367,6 +383,22 @@ impl Explainer {
             return Err(Error::Shape("activations belong to another model".into()));
         }
         let target = self.resolve_target(acts, target)?;
+        if self.denominators.0 != acts.id {
+            self.denominators = (acts.id, HashMap::new());
+        }
+        self.scope = Some(acts.id);
+        let result = self.explain_scoped(acts, target, start, method);
+        self.scope = None;
+        result
+    }
+
+    fn explain_scoped(
+        &mut self,
+        acts: &Activations,
+        target: usize,
+        start: Start,
+        method: &Method,
+    ) -> Result<Explanation> {
         let start_relevance = match (start, method) {
             (_, Method::GradientTimesInput) | (Start::Logit, _) => acts.logits[target],
             (Start::Probability, _) => acts.probabilities[target],
@@ -601,22 +633,39 @@ impl Explainer {
         let mut any_lost = false;
         for (coef, prop) in rule.propagations() {
             let mut inputs = Vec::new();
-            let mut z = ArrayD::<f32>::zeros(r.raw_dim());
             for t in &prop.terms {
-                let Some(x) = modify_input(a, &t.input)? else { continue };
-                let zt = self.kernels.get(&self.graph, i, t.weight, Direction::Forward, false)?.run(x.clone())?;
-                z.scaled_add(t.sign, &zt);
-                inputs.push((t.clone(), x));
-            }
-            if let Some(bm) = prop.bias {
-                let Layer::Conv { bias, .. } = &self.graph.nodes[i].layer else { unreachable!() };
-                for (c, mut plane) in z.axis_iter_mut(Axis(1)).enumerate() {
-                    let b = bm.apply(bias[c]);
-                    plane.mapv_inplace(|v| v + b);
+                if let Some(x) = modify_input(a, &t.input)? {
+                    inputs.push((t.clone(), x));
                 }
             }
+            let key = (i, format!("{prop:?}"));
+            let use_cache = self.scope.is_some();
+            let computed = if use_cache && self.denominators.1.contains_key(&key) {
+                None
+            } else {
+                Some({
+                    let mut z = ArrayD::<f32>::zeros(r.raw_dim());
+                    for (t, x) in &inputs {
+                        let zt =
+                            self.kernels.get(&self.graph, i, t.weight, Direction::Forward, false)?.run(x.clone())?;
+                        z.scaled_add(t.sign, &zt);
+                    }
+                    if let Some(bm) = prop.bias {
+                        let Layer::Conv { bias, .. } = &self.graph.nodes[i].layer else { unreachable!() };
+                        for (c, mut plane) in z.axis_iter_mut(Axis(1)).enumerate() {
+                            let b = bm.apply(bias[c]);
+                            plane.mapv_inplace(|v| v + b);
+                        }
+                    }
+                    z
+                })
+            };
+            let z = match &computed {
+                Some(z) => z,
+                None => &self.denominators.1[&key],
+            };
             let mut s = ArrayD::<f32>::zeros(r.raw_dim());
-            Zip::from(&mut s).and(&z).and(r).and(&mut lost).for_each(|s, &z, &r, lost| {
+            Zip::from(&mut s).and(z).and(r).and(&mut lost).for_each(|s, &z, &r, lost| {
                 if conserve && z.abs() <= ZERO_Z {
                     if r != 0.0 {
                         *lost += coef * r;
@@ -626,6 +675,9 @@ impl Explainer {
                     *s = r / stab.apply(z);
                 }
             });
+            if let (Some(z), true) = (computed, use_cache) {
+                self.denominators.1.insert(key, z);
+            }
             for (t, x) in inputs {
                 let back = self.kernels.get(&self.graph, i, t.weight, Direction::Transpose, false)?.run(s.clone())?;
                 let f = coef * t.sign;

@@ -246,3 +246,23 @@ fn full_size_resnets_conserve_for_every_variant() {
         }
     }
 }
+
+/// Denominators are cached per forward pass: a second class, or a second composite, must give
+/// exactly what a fresh explainer gives.
+#[test]
+fn cached_denominators_do_not_change_results() {
+    let (model, x) = fixture("bottleneck_bn");
+    let mut warm = model.explainer();
+    let acts = warm.forward(x.clone()).unwrap();
+    for composite in ["conserving", "epsilon_gamma_box", "reference"] {
+        warm.explain(&acts, Target::Top1, Start::Probability, &lrp(composite, Variant::FlowsSkip)).unwrap();
+    }
+    let mut fresh = model.explainer();
+    let fresh_acts = fresh.forward(x).unwrap();
+    for composite in ["conserving", "epsilon_gamma_box", "reference"] {
+        let method = lrp(composite, Variant::Latest);
+        let a = warm.explain(&acts, Target::Class(4), Start::Logit, &method).unwrap();
+        let b = fresh.explain(&fresh_acts, Target::Class(4), Start::Logit, &method).unwrap();
+        assert_eq!(a.relevance, b.relevance, "{composite}");
+    }
+}
