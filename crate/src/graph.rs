@@ -43,7 +43,8 @@ pub enum ConstOp {
 pub enum Layer {
     /// The model input.
     Input,
-    /// A convolution, or a dense layer seen as a 1×1 convolution on a `[1, K, P, 1]` view.
+    /// A convolution, or a matrix product (dense layer or 1×1 convolution rewritten by tract)
+    /// seen as a 1×1 convolution on a `[1, K, P, 1]` view.
     Conv {
         /// Geometry (NCHW, OIHW).
         geometry: ConvGeometry,
@@ -51,7 +52,7 @@ pub enum Layer {
         weights: ArrayD<f32>,
         /// Bias `[c_out]`.
         bias: Vec<f32>,
-        /// True for layers that came from a matrix product (dense / 1×1 `EinSum`).
+        /// True for dense layers (`Gemm`, `MatMul`: no spatial axes), which composites treat apart.
         dense: bool,
     },
     /// Element-wise operation with a constant; relevance passes through.
@@ -388,7 +389,10 @@ impl LayerGraph {
                     pad_end: [0, 0],
                     group: 1,
                 };
-                Layer::Conv { geometry, weights: lin.weights, bias: vec![0.0; lin.o], dense: true }
+                // a matrix product with a [1, N] result is a dense layer (Gemm, MatMul); with
+                // spatial axes left it is a 1×1 convolution that tract rewrote
+                let dense = shape.iter().filter(|&&d| d != 1).count() <= 1;
+                Layer::Conv { geometry, weights: lin.weights, bias: vec![0.0; lin.o], dense }
             } else if let Some(bin) = node.op_as::<TypedBinOp>() {
                 let name = bin.0.name();
                 match (acts.len(), consts.len()) {

@@ -1,0 +1,142 @@
+// The engine's worker: owns the WebAssembly module and the one Explainer handle.
+//
+// Protocol: the page posts `{id, type, ...}`; the worker answers with any number of
+// `{id, status: "progress", ...}` and then exactly one `{id, status: "complete", ...}` or
+// `{id, status: "error", error, trap}`. `trap: true` means the WebAssembly instance hit a
+// trap (a Rust panic or `unreachable`): its state can no longer be trusted, and the page
+// replaces this worker.
+//
+// Requests:
+//   init                                     → {simd}
+//   load     {bytes, preprocess}             → {info}            (keeps the previous model on error)
+//   image    {rgba, width, height}           → {prediction}
+//   input    {data}                          → {prediction}      (a preprocessed tensor)
+//   explain  {options}                       → {summary, map, relevance}
+//   explainMany {list: [{key, options}]}     → progress {key, summary, map} per item, then {count}
+//   crash                                    → the worker throws outside any request (used by the
+//                                              page's tests to exercise recovery)
+
+import init, { Explainer } from './pkg/resnet_lrp.js';
+
+let explainer = null;
+let ready = null;
+
+// A module using one SIMD128 instruction: the engine is built with +simd128.
+const SIMD_PROBE = new Uint8Array([
+  0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11,
+]);
+
+async function start() {
+  if (!WebAssembly.validate(SIMD_PROBE)) {
+    throw new Error(
+      'this browser does not support WebAssembly SIMD (Chrome/Edge ≥ 91, Firefox ≥ 89, Safari ≥ 16.4 do)',
+    );
+  }
+  try {
+    await init();
+  } catch (e) {
+    throw new Error(`could not load the engine (pkg/resnet_lrp_bg.wasm): ${message(e)}`);
+  }
+}
+
+function message(e) {
+  if (e instanceof Error) return e.message || String(e);
+  return String(e);
+}
+
+function isTrap(e) {
+  if (e instanceof WebAssembly.RuntimeError) return true;
+  const m = `${e?.name ?? ''} ${message(e)}`;
+  return /unreachable|RuntimeError|memory access out of bounds/i.test(m);
+}
+
+function bytesOf(a) {
+  return a instanceof ArrayBuffer ? new Uint8Array(a) : new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
+
+function need() {
+  if (!explainer) throw new Error('no model loaded');
+  return explainer;
+}
+
+const post = (msg, transfer = []) => self.postMessage(msg, transfer);
+
+const handlers = {
+  async init() {
+    return { simd: true };
+  },
+
+  async load({ bytes, preprocess }, progress) {
+    progress({ stage: 'compiling the model' });
+    const next = new Explainer(bytesOf(bytes));
+    try {
+      next.setPreprocess(preprocess);
+    } catch (e) {
+      next.free();
+      throw e;
+    }
+    if (explainer) explainer.free();
+    explainer = next;
+    return { info: explainer.info() };
+  },
+
+  async preprocess({ preprocess }) {
+    need().setPreprocess(preprocess);
+    return {};
+  },
+
+  async image({ rgba, width, height }, progress) {
+    progress({ stage: 'running the model' });
+    return { prediction: need().setImage(bytesOf(rgba), width, height) };
+  },
+
+  async input({ data }, progress) {
+    progress({ stage: 'running the model' });
+    return { prediction: need().setInput(data instanceof Float32Array ? data : new Float32Array(data)) };
+  },
+
+  async explain({ options }, progress) {
+    progress({ stage: 'propagating relevance' });
+    const ex = need();
+    const summary = ex.explain(options);
+    const map = ex.map();
+    const relevance = ex.relevance();
+    return { result: { summary, map, relevance }, transfer: [map.buffer, relevance.buffer] };
+  },
+
+  async explainMany({ list }, progress) {
+    const ex = need();
+    list.forEach(({ key, options }, i) => {
+      const summary = ex.explain(options);
+      const map = ex.map();
+      progress({ key, index: i, total: list.length, summary, map }, [map.buffer]);
+    });
+    return { count: list.length };
+  },
+
+  async crash() {
+    setTimeout(() => {
+      throw new Error('RuntimeError: unreachable (deliberate crash for testing recovery)');
+    });
+    return {};
+  },
+};
+
+self.onmessage = async (event) => {
+  const { id, type, ...args } = event.data;
+  const progress = (data, transfer = []) => post({ id, status: 'progress', ...data }, transfer);
+  try {
+    ready ??= start().catch((e) => {
+      ready = null; // a later request may retry
+      throw e;
+    });
+    await ready;
+    const handler = handlers[type];
+    if (!handler) throw new Error(`unknown request \`${type}\``);
+    const out = await handler(args, progress);
+    if (out && out.result) post({ id, status: 'complete', ...out.result }, out.transfer);
+    else post({ id, status: 'complete', ...out });
+  } catch (e) {
+    post({ id, status: 'error', error: message(e), trap: isTrap(e) });
+  }
+};
