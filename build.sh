@@ -87,9 +87,12 @@ assets() {
   say "prepare models and photos"
   "$PY" tools/prepare_assets.py --out www
   mkdir -p www/models/fixtures
+  local names=()
   for f in tests/fixtures/*.onnx; do
     cmp -s "$f" "www/models/fixtures/$(basename "$f")" || cp "$f" www/models/fixtures/
+    names+=("\"$(basename "$f")\"")
   done
+  (IFS=,; echo "[${names[*]}]") > www/models/fixtures/index.json
 }
 
 wasm() {

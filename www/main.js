@@ -1145,7 +1145,11 @@ async function loadManifests() {
   } catch {
     state.photos = [];
   }
-  const fixtures = await Promise.all(FIXTURES.map(async (f) => ((await exists(`models/fixtures/${f[0]}.onnx`)) ? f : null)));
+  // `./build.sh assets` lists the test models in models/fixtures/index.json; without the list, probe them
+  const listed = await fetchJson('models/fixtures/index.json').catch(() => null);
+  const fixtures = Array.isArray(listed)
+    ? FIXTURES.filter((f) => listed.includes(`${f[0]}.onnx`))
+    : await Promise.all(FIXTURES.map(async (f) => ((await exists(`models/fixtures/${f[0]}.onnx`)) ? f : null)));
   state.candidates = [
     ...(state.manifest?.models ?? []).map(candidateFromManifest),
     ...fixtures.filter(Boolean).map(candidateFromFixture),

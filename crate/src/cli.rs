@@ -1,10 +1,14 @@
-//! Command-line interface: `resnet-lrp explain` and `resnet-lrp info`.
+//! Command-line interface: `resnet-lrp explain`, `resnet-lrp evaluate` and `resnet-lrp info`.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::ArrayD;
 use ndarray_npy::{read_npy, write_npy};
+use resnet_lrp::metrics::{self, Masker, Runner};
+use resnet_lrp::model::BatchPlan;
 use resnet_lrp::{heatmap, Composite, Error, Method, Model, Preprocess, Result, Start, Target, Variant};
 use serde_json::json;
 
@@ -19,6 +23,8 @@ struct Cli {
 enum Command {
     /// Explain one image (or preprocessed tensor) for one class.
     Explain(Box<ExplainArgs>),
+    /// Insertion, Deletion and ID of several methods over a directory of images (the paper's protocol).
+    Evaluate(Box<EvaluateArgs>),
     /// Print the model's input and layer graph.
     Info {
         /// ONNX model.
@@ -83,6 +89,7 @@ pub fn run() -> Result<()> {
     match cli.command {
         Command::Info { model } => info(&model),
         Command::Explain(args) => explain(*args),
+        Command::Evaluate(args) => evaluate(*args),
     }
 }
 
@@ -187,6 +194,273 @@ fn explain(a: ExplainArgs) -> Result<()> {
             e.input_relevance_sum(),
             e.conservation_error()
         );
+    }
+    Ok(())
+}
+
+/// Every method `evaluate` knows, in the order of its table.
+const EVAL_METHODS: &str = "flows_skip,flows_skip_simple,latest,simple,conventional,gradient,random";
+
+#[derive(clap::Args)]
+struct EvaluateArgs {
+    /// ONNX model.
+    #[arg(long)]
+    model: PathBuf,
+    /// Directory of images (PNG, JPEG, GIF, BMP, WebP), evaluated in file-name order.
+    #[arg(long)]
+    images: PathBuf,
+    /// Comma-separated: splitting variants (flows_skip, flows_skip_simple, latest, simple,
+    /// conventional) with `--composite`, `gradient` (gradient × input), `random` (seeded random ranking).
+    #[arg(long, value_delimiter = ',', default_value = EVAL_METHODS)]
+    methods: Vec<String>,
+    /// LRP composite for the splitting variants.
+    #[arg(long, default_value = "conserving")]
+    composite: String,
+    /// Heat Quantization of the ranking map (the paper uses 8; 0 = raw channel-summed relevance).
+    #[arg(long, default_value_t = 0)]
+    quantize: usize,
+    /// `top1` or a class index.
+    #[arg(long, default_value = "top1")]
+    target: String,
+    /// Per-channel mean after scaling (model channel order), e.g. `0.485,0.456,0.406`.
+    #[arg(long, value_delimiter = ',')]
+    mean: Option<Vec<f32>>,
+    /// Per-channel std, e.g. `0.229,0.224,0.225`.
+    #[arg(long, value_delimiter = ',')]
+    std: Option<Vec<f32>>,
+    /// Pixel scale before mean/std: 1 for [0,1], 255 for [0,255].
+    #[arg(long)]
+    scale: Option<f32>,
+    /// Feed channels in BGR order.
+    #[arg(long)]
+    bgr: bool,
+    /// Write one row per image and method.
+    #[arg(long)]
+    csv: Option<PathBuf>,
+    /// Patches added or removed per step of a curve.
+    #[arg(long, default_value_t = metrics::DEFAULT_STEP)]
+    step: usize,
+    /// Patch size in pixels; a patch scores the maximum of the map inside it.
+    #[arg(long, default_value_t = metrics::DEFAULT_BLOCK)]
+    block: usize,
+    /// Seed of the random baseline (image k uses seed + k).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Images per forward pass of the curves (a second tract plan with that batch; 1 = none).
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    /// Threads for the forward passes of the curves [default: all cores].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Evaluate at most this many images.
+    #[arg(long)]
+    limit: Option<usize>,
+}
+
+/// What `evaluate` explains an image with.
+enum EvalMethod {
+    Explain(Method),
+    Random,
+}
+
+/// Per method: one entry per image.
+#[derive(Default)]
+struct MethodStats {
+    insertion: Vec<f64>,
+    deletion: Vec<f64>,
+    id: Vec<f64>,
+    explain: Duration,
+    curves: Duration,
+    passes: usize,
+}
+
+/// Mean and standard error of the mean.
+fn mean_se(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    if v.len() < 2 {
+        return (mean, f64::NAN);
+    }
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, (var / n).sqrt())
+}
+
+fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::Image(format!("{}: {e}", dir.display())))?;
+    let mut out: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+            p.is_file() && ["png", "jpg", "jpeg", "gif", "bmp", "webp"].contains(&ext.as_str())
+        })
+        .collect();
+    out.sort();
+    if out.is_empty() {
+        return Err(Error::Image(format!("no images in {}", dir.display())));
+    }
+    Ok(out)
+}
+
+fn evaluate(a: EvaluateArgs) -> Result<()> {
+    let started = Instant::now();
+    let bytes = std::fs::read(&a.model).map_err(|e| Error::Load(format!("{}: {e}", a.model.display())))?;
+    let model = Model::from_onnx_bytes(&bytes)?;
+    let d = Preprocess::default();
+    let pre = Preprocess {
+        scale: a.scale.unwrap_or(d.scale),
+        mean: triple(&a.mean, "mean", d.mean)?,
+        std: triple(&a.std, "std", d.std)?,
+        bgr: a.bgr,
+    };
+    pre.validate()?;
+    let target = match a.target.as_str() {
+        "top1" => Target::Top1,
+        t => Target::Class(
+            t.parse().map_err(|_| Error::param("target", format!("`{t}` is neither `top1` nor a class index")))?,
+        ),
+    };
+    let cfg = metrics::InsDelConfig { block_size: a.block, step: a.step };
+    let mut methods = Vec::new();
+    for name in &a.methods {
+        let m = match name.as_str() {
+            "random" => EvalMethod::Random,
+            "gradient" => EvalMethod::Explain(Method::GradientTimesInput),
+            v => EvalMethod::Explain(Method::Lrp {
+                composite: Composite::by_name(&a.composite, pre.bounds())?,
+                variant: Variant::from_name(v)?,
+            }),
+        };
+        methods.push((name.clone(), m));
+    }
+    let mut images = list_images(&a.images)?;
+    images.truncate(a.limit.unwrap_or(usize::MAX));
+
+    let batch_plan = match a.batch {
+        0 | 1 => None,
+        b => match BatchPlan::from_onnx_bytes(&model, &bytes, b) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                eprintln!("warning: no batched plan ({e}); running one image at a time");
+                None
+            }
+        },
+    };
+    let threads =
+        a.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get));
+    let mut runner = Runner::new(&model).with_threads(threads);
+    if let Some(p) = &batch_plan {
+        runner = runner.with_batch(p);
+    }
+
+    let mut csv =
+        String::from("image,method,target,probability,insertion,deletion,id,forward_passes,explain_ms,curves_ms\n");
+    let mut stats: Vec<MethodStats> = methods.iter().map(|_| MethodStats::default()).collect();
+    let mut forward_time = Duration::ZERO;
+    let bar = ProgressBar::new((images.len() * methods.len()) as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed_precise} < {eta_precise}]")
+            .expect("static template"),
+    );
+    let mut explainer = model.explainer();
+    for (k, path) in images.iter().enumerate() {
+        let name = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        let img = image::open(path).map_err(|e| Error::Image(format!("{}: {e}", path.display())))?.to_rgba8();
+        let t0 = Instant::now();
+        let pixels = model.resize_rgba(img.as_raw(), img.width() as usize, img.height() as usize)?;
+        let masker = Masker::new(&model, &pixels, &pre)?;
+        let acts = explainer.forward(masker.full().clone())?;
+        forward_time += t0.elapsed();
+        let class = match target {
+            Target::Class(c) if c < acts.probabilities().len() => c,
+            Target::Class(c) => {
+                return Err(Error::param("target", format!("class {c} of {}", acts.probabilities().len())))
+            }
+            Target::Top1 => acts.top_k(1)[0].0,
+        };
+        for ((label, method), st) in methods.iter().zip(stats.iter_mut()) {
+            bar.set_message(format!("{name} {label}"));
+            let t1 = Instant::now();
+            let map = match method {
+                EvalMethod::Random => {
+                    let inp = model.input();
+                    metrics::random_map(inp.height, inp.width, a.seed.wrapping_add(k as u64))
+                }
+                EvalMethod::Explain(m) => {
+                    let e = explainer.explain(&acts, Target::Class(class), Start::Probability, m)?;
+                    metrics::ranking_map(&e.relevance, model.input(), a.quantize)?
+                }
+            };
+            let explain_time = t1.elapsed();
+            let t2 = Instant::now();
+            let r = metrics::insertion_deletion(&masker, &runner, &map, class, &cfg)?;
+            let curves_time = t2.elapsed();
+            st.insertion.push(r.insertion.auc);
+            st.deletion.push(r.deletion.auc);
+            st.id.push(r.id());
+            st.explain += explain_time;
+            st.curves += curves_time;
+            st.passes += r.forward_passes();
+            csv.push_str(&format!(
+                "{name},{label},{class},{},{},{},{},{},{:.1},{:.1}\n",
+                acts.probabilities()[class],
+                r.insertion.auc,
+                r.deletion.auc,
+                r.id(),
+                r.forward_passes(),
+                explain_time.as_secs_f64() * 1e3,
+                curves_time.as_secs_f64() * 1e3
+            ));
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+
+    let n = images.len();
+    let ranking = if a.quantize > 1 { format!("heat-quantized ({} levels)", a.quantize) } else { "raw".to_string() };
+    println!(
+        "{}: {n} images, target {}, composite {}, ranking {ranking}, step {}, block {}",
+        a.model.display(),
+        a.target,
+        a.composite,
+        a.step,
+        a.block
+    );
+    println!(
+        "forward passes of the curves: {} images, {} per batch, {threads} threads; model forward + LRP pass once per image ({:.0} ms/image)",
+        runner.forward_passes(),
+        batch_plan.as_ref().map_or(1, BatchPlan::batch),
+        forward_time.as_secs_f64() * 1e3 / n as f64
+    );
+    println!();
+    println!(
+        "| {:<18} | {:>13} | {:>13} | {:>13} | {:>13} | {:>12} | {:>13} |",
+        "method", "Insertion ↑ %", "Deletion ↓ %", "ID ↑ %", "explain ms/img", "curves ms/img", "passes/img"
+    );
+    println!("|{:-<20}|{:->15}|{:->15}|{:->15}|{:->16}|{:->15}|{:->15}|", ":", ":", ":", ":", ":", ":", ":");
+    let pm = |v: &[f64]| {
+        let (m, se) = mean_se(v);
+        if se.is_nan() {
+            format!("{:.1}", 100.0 * m)
+        } else {
+            format!("{:.1} ± {:.1}", 100.0 * m, 100.0 * se)
+        }
+    };
+    for ((label, _), st) in methods.iter().zip(&stats) {
+        println!(
+            "| {:<18} | {:>13} | {:>13} | {:>13} | {:>14.0} | {:>13.0} | {:>13.1} |",
+            label,
+            pm(&st.insertion),
+            pm(&st.deletion),
+            pm(&st.id),
+            st.explain.as_secs_f64() * 1e3 / n as f64,
+            st.curves.as_secs_f64() * 1e3 / n as f64,
+            st.passes as f64 / n as f64
+        );
+    }
+    println!();
+    println!("mean ± standard error over images; total {:.1} s", started.elapsed().as_secs_f64());
+    if let Some(p) = &a.csv {
+        std::fs::write(p, csv).map_err(|e| Error::Image(format!("{}: {e}", p.display())))?;
     }
     Ok(())
 }

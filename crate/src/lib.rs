@@ -34,6 +34,7 @@ pub mod graph;
 pub mod heatmap;
 pub mod kernels;
 pub mod lrp;
+pub mod metrics;
 pub mod model;
 pub mod pool;
 pub mod rules;

@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
-use ndarray::{ArrayD, IxDyn};
+use ndarray::{Array3, ArrayD, IxDyn};
 use serde::{Deserialize, Serialize};
 use tract_onnx::prelude::*;
+use tract_onnx::tract_core::optim::Optimizer;
 use tract_onnx::tract_hir::infer::Factoid;
 use tract_onnx::tract_hir::internal::DimLike;
 
@@ -126,6 +127,15 @@ impl std::fmt::Debug for Model {
     }
 }
 
+/// tract's declutter passes without `ChangeAxes`: that pass moves channels last around
+/// depthwise convolutions only on hosts with a channel-last depthwise kernel (wasm SIMD, not
+/// x86), so leaving it out gives the same NCHW layer graph natively and in the browser.
+fn declutter(model: &mut TypedModel) -> TractResult<()> {
+    let mut optimizer = Optimizer::declutter();
+    optimizer.passes.retain(|pass| !format!("{pass:?}").contains("ChangeAxes"));
+    optimizer.optimize(model)
+}
+
 fn load_err(e: impl std::fmt::Display) -> Error {
     Error::Load(format!("{e:#}"))
 }
@@ -165,7 +175,8 @@ impl Model {
         }
         let input = InputSpec::from_shape(name, &shape)?;
         inference.set_input_fact(0, f32::fact(&shape).into()).map_err(load_err)?;
-        let typed = inference.into_typed().map_err(load_err)?.into_decluttered().map_err(load_err)?;
+        let mut typed = inference.into_typed().map_err(load_err)?;
+        declutter(&mut typed).map_err(load_err)?;
         let graph = LayerGraph::from_typed(&typed)?;
         let plan = typed.into_optimized().map_err(load_err)?.into_runnable().map_err(load_err)?;
         Ok(Model { plan, input, graph })
@@ -205,19 +216,29 @@ impl Model {
 
     /// Turns an RGBA image (row-major, 4 bytes per pixel) into the model's input: bilinear
     /// resize to the input size, then scale, channel order, mean/std, layout.
+    /// The same as [`Model::resize_rgba`] followed by [`Model::normalize`].
     ///
     /// # Errors
     /// [`Error::Image`] for an empty image or a buffer of the wrong size.
     pub fn preprocess(&self, rgba: &[u8], width: usize, height: usize, p: &Preprocess) -> Result<ArrayD<f32>> {
         p.validate()?;
+        let pixels = self.resize_rgba(rgba, width, height)?;
+        self.normalize(&pixels, p)
+    }
+
+    /// The first half of [`Model::preprocess`]: bilinear resize of an RGBA image to the model's
+    /// input size, in pixel space — `[H, W, 3]`, R, G, B, values 0–255 (alpha dropped).
+    ///
+    /// # Errors
+    /// [`Error::Image`] for an empty image or a buffer of the wrong size.
+    pub fn resize_rgba(&self, rgba: &[u8], width: usize, height: usize) -> Result<Array3<f32>> {
         if width == 0 || height == 0 {
             return Err(Error::Image(format!("the image is empty ({width}×{height})")));
         }
         if rgba.len() != width * height * 4 {
             return Err(Error::Image(format!("{} bytes for a {width}×{height} RGBA image", rgba.len())));
         }
-        let (h, w, c) = (self.input.height, self.input.width, self.input.channels);
-        let mut x = ArrayD::<f32>::zeros(IxDyn(&self.input.shape));
+        let (h, w) = (self.input.height, self.input.width);
         let sample = |ch: usize, fy: f32, fx: f32| -> f32 {
             let y0 = fy.floor().clamp(0.0, (height - 1) as f32) as usize;
             let x0 = fx.floor().clamp(0.0, (width - 1) as f32) as usize;
@@ -231,16 +252,42 @@ impl Model {
         };
         let sy = height as f32 / h as f32;
         let sx = width as f32 / w as f32;
+        let mut out = Array3::<f32>::zeros((h, w, 3));
         for yy in 0..h {
             let fy = (yy as f32 + 0.5) * sy - 0.5;
             for xx in 0..w {
                 let fx = (xx as f32 + 0.5) * sx - 0.5;
+                for ch in 0..3 {
+                    out[[yy, xx, ch]] = sample(ch, fy, fx);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The second half of [`Model::preprocess`]: pixel-space RGB `[H, W, 3]` (0–255, the
+    /// model's input size) → the model's input tensor (scale, channel order, mean/std, layout;
+    /// grey models get the luma).
+    ///
+    /// # Errors
+    /// [`Error::InvalidParam`] for invalid preprocessing, [`Error::Shape`] for pixels that are
+    /// not `[H, W, 3]` at the model's input size.
+    pub fn normalize(&self, pixels: &Array3<f32>, p: &Preprocess) -> Result<ArrayD<f32>> {
+        p.validate()?;
+        let (h, w, c) = (self.input.height, self.input.width, self.input.channels);
+        if pixels.dim() != (h, w, 3) {
+            return Err(Error::Shape(format!("pixels {:?}, the model needs [{h}, {w}, 3]", pixels.shape())));
+        }
+        let mut x = ArrayD::<f32>::zeros(IxDyn(&self.input.shape));
+        for yy in 0..h {
+            for xx in 0..w {
+                let px = |ch: usize| pixels[[yy, xx, ch]];
                 for ch in 0..c {
                     let src = if c == 1 {
                         // grey models get the luma
-                        return_luma(&sample, fy, fx)
+                        0.299 * px(0) + 0.587 * px(1) + 0.114 * px(2)
                     } else {
-                        sample(if p.bgr { 2 - ch } else { ch }, fy, fx)
+                        px(if p.bgr { 2 - ch } else { ch })
                     };
                     let v = (src / 255.0 * p.scale - p.mean[ch.min(2)]) / p.std[ch.min(2)];
                     match self.input.layout {
@@ -254,6 +301,89 @@ impl Model {
     }
 }
 
-fn return_luma(sample: &impl Fn(usize, f32, f32) -> f32, fy: f32, fx: f32) -> f32 {
-    0.299 * sample(0, fy, fx) + 0.587 * sample(1, fy, fx) + 0.114 * sample(2, fy, fx)
+/// tract's optimised plan for a fixed batch of images, for workloads that are only forward passes
+/// (the insertion/deletion curves of [`crate::metrics`]).
+pub struct BatchPlan {
+    plan: Arc<TypedRunnableModel>,
+    batch: usize,
+    /// Shape of one image (batch axis 1).
+    image_shape: Vec<usize>,
+    /// Output values per image.
+    outputs: usize,
+}
+
+impl std::fmt::Debug for BatchPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchPlan").field("batch", &self.batch).field("image_shape", &self.image_shape).finish()
+    }
+}
+
+impl BatchPlan {
+    /// Loads `bytes` (the ONNX model `model` was loaded from) again with the batch axis fixed to
+    /// `batch`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParam`] for `batch == 0`; [`Error::Load`] if the graph cannot run with that
+    /// batch (e.g. a reshape with a hard-coded batch of 1) or does not give one output per image.
+    pub fn from_onnx_bytes(model: &Model, bytes: &[u8], batch: usize) -> Result<BatchPlan> {
+        if batch == 0 {
+            return Err(Error::param("batch", "must be at least 1"));
+        }
+        let mut reader = bytes;
+        let mut inference = tract_onnx::onnx().model_for_read(&mut reader).map_err(load_err)?;
+        let image_shape = model.input.shape.clone();
+        let mut shape = image_shape.clone();
+        shape[0] = batch;
+        inference.set_input_fact(0, f32::fact(&shape).into()).map_err(load_err)?;
+        let typed = inference.into_typed().map_err(load_err)?.into_decluttered().map_err(load_err)?;
+        let out_shape = typed.output_fact(0).map_err(load_err)?.shape.as_concrete().map(|s| s.to_vec());
+        let outputs: usize = model.graph.nodes[model.graph.output].shape.iter().product();
+        match out_shape {
+            Some(s) if s.first() == Some(&batch) && s.iter().product::<usize>() == batch * outputs => {}
+            s => {
+                return Err(Error::Load(format!(
+                    "with a batch of {batch} the output has shape {s:?}, expected [{batch}, …] with {outputs} values per image"
+                )))
+            }
+        }
+        let plan = typed.into_optimized().map_err(load_err)?.into_runnable().map_err(load_err)?;
+        Ok(BatchPlan { plan, batch, image_shape, outputs })
+    }
+
+    /// The fixed batch size.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// Runs up to [`BatchPlan::batch`] images (each in the model's input shape) in one pass; a
+    /// short batch is padded with copies of its last image. Returns the model's own output per
+    /// image, flattened.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] for no images, too many, or a wrong shape; [`Error::Tract`] from tract.
+    pub fn run(&self, images: &[ArrayD<f32>]) -> Result<Vec<Vec<f32>>> {
+        if images.is_empty() || images.len() > self.batch {
+            return Err(Error::Shape(format!("{} images for a batch of {}", images.len(), self.batch)));
+        }
+        let per: usize = self.image_shape.iter().product();
+        let mut data = Vec::with_capacity(per * self.batch);
+        for k in 0..self.batch {
+            let img = &images[k.min(images.len() - 1)];
+            if img.shape() != self.image_shape.as_slice() {
+                return Err(Error::Shape(format!(
+                    "input has shape {:?}, the model needs {:?}",
+                    img.shape(),
+                    self.image_shape
+                )));
+            }
+            data.extend(img.iter().copied());
+        }
+        let mut shape = self.image_shape.clone();
+        shape[0] = self.batch;
+        let x = ArrayD::from_shape_vec(IxDyn(&shape), data).map_err(|e| Error::Shape(e.to_string()))?;
+        let out = self.plan.run(tvec![Tensor::from(x).into_tvalue()])?;
+        let t = out.into_iter().next().ok_or_else(|| Error::Tract("no output".into()))?;
+        let flat: Vec<f32> = t.into_tensor().into_plain_array::<f32>()?.iter().copied().collect();
+        Ok(flat.chunks(self.outputs).take(images.len()).map(<[f32]>::to_vec).collect())
+    }
 }

@@ -92,6 +92,7 @@ pub struct WasmExplainer {
     explainer: Explainer,
     acts: Option<Activations>,
     preprocess: Preprocess,
+    input: Option<Vec<f32>>,
     relevance: Option<ArrayD<f32>>,
     map: Option<Vec<f32>>,
 }
@@ -108,6 +109,7 @@ impl WasmExplainer {
             explainer,
             acts: None,
             preprocess: Preprocess::default(),
+            input: None,
             relevance: None,
             map: None,
         })
@@ -156,6 +158,7 @@ impl WasmExplainer {
 
     fn forward(&mut self, x: ArrayD<f32>) -> Result<JsValue, JsError> {
         self.acts = None;
+        self.input = Some(x.iter().copied().collect());
         let acts = self.explainer.forward(x).map_err(js)?;
         let p = Prediction {
             logits: acts.logits().to_vec(),
@@ -210,6 +213,11 @@ impl WasmExplainer {
         self.map = Some(map.iter().copied().collect());
         self.relevance = Some(e.relevance);
         to_js(&summary)
+    }
+
+    /// The last preprocessed input tensor, flattened in the model input's layout.
+    pub fn input(&self) -> Result<Vec<f32>, JsError> {
+        self.input.clone().ok_or_else(|| JsError::new("no image yet"))
     }
 
     /// The last explanation's input relevance, flattened in the model input's layout.
