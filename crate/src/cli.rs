@@ -69,18 +69,8 @@ struct ExplainArgs {
     /// Print one JSON object with the target, relevance sums and the ledger.
     #[arg(long)]
     json: bool,
-    /// Per-channel mean after scaling (model channel order), e.g. `0.485,0.456,0.406`.
-    #[arg(long, value_delimiter = ',')]
-    mean: Option<Vec<f32>>,
-    /// Per-channel std, e.g. `0.229,0.224,0.225`.
-    #[arg(long, value_delimiter = ',')]
-    std: Option<Vec<f32>>,
-    /// Pixel scale before mean/std: 1 for [0,1], 255 for [0,255].
-    #[arg(long)]
-    scale: Option<f32>,
-    /// Feed channels in BGR order.
-    #[arg(long)]
-    bgr: bool,
+    #[command(flatten)]
+    preprocess: PreprocessArgs,
 }
 
 /// Entry point of the binary.
@@ -107,6 +97,38 @@ fn info(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Image preprocessing flags shared by the subcommands that read images.
+#[derive(clap::Args)]
+struct PreprocessArgs {
+    /// Per-channel mean after scaling (model channel order), e.g. `0.485,0.456,0.406`.
+    #[arg(long, value_delimiter = ',')]
+    mean: Option<Vec<f32>>,
+    /// Per-channel std, e.g. `0.229,0.224,0.225`.
+    #[arg(long, value_delimiter = ',')]
+    std: Option<Vec<f32>>,
+    /// Pixel scale before mean/std: 1 for [0,1], 255 for [0,255].
+    #[arg(long)]
+    scale: Option<f32>,
+    /// Feed channels in BGR order.
+    #[arg(long)]
+    bgr: bool,
+}
+
+impl PreprocessArgs {
+    /// The flags over ImageNet's defaults, validated.
+    fn to_preprocess(&self) -> Result<Preprocess> {
+        let d = Preprocess::default();
+        let pre = Preprocess {
+            scale: self.scale.unwrap_or(d.scale),
+            mean: triple(&self.mean, "mean", d.mean)?,
+            std: triple(&self.std, "std", d.std)?,
+            bgr: self.bgr,
+        };
+        pre.validate()?;
+        Ok(pre)
+    }
+}
+
 fn triple(v: &Option<Vec<f32>>, name: &str, default: [f32; 3]) -> Result<[f32; 3]> {
     match v {
         None => Ok(default),
@@ -118,14 +140,7 @@ fn triple(v: &Option<Vec<f32>>, name: &str, default: [f32; 3]) -> Result<[f32; 3
 
 fn explain(a: ExplainArgs) -> Result<()> {
     let model = read_model(&a.model)?;
-    let d = Preprocess::default();
-    let pre = Preprocess {
-        scale: a.scale.unwrap_or(d.scale),
-        mean: triple(&a.mean, "mean", d.mean)?,
-        std: triple(&a.std, "std", d.std)?,
-        bgr: a.bgr,
-    };
-    pre.validate()?;
+    let pre = a.preprocess.to_preprocess()?;
     let input: ArrayD<f32> = match (&a.image, &a.input_npy) {
         (_, Some(p)) => read_npy(p).map_err(|e| Error::Shape(format!("{}: {e}", p.display())))?,
         (Some(p), None) => {
@@ -222,18 +237,8 @@ struct EvaluateArgs {
     /// `top1` or a class index.
     #[arg(long, default_value = "top1")]
     target: String,
-    /// Per-channel mean after scaling (model channel order), e.g. `0.485,0.456,0.406`.
-    #[arg(long, value_delimiter = ',')]
-    mean: Option<Vec<f32>>,
-    /// Per-channel std, e.g. `0.229,0.224,0.225`.
-    #[arg(long, value_delimiter = ',')]
-    std: Option<Vec<f32>>,
-    /// Pixel scale before mean/std: 1 for [0,1], 255 for [0,255].
-    #[arg(long)]
-    scale: Option<f32>,
-    /// Feed channels in BGR order.
-    #[arg(long)]
-    bgr: bool,
+    #[command(flatten)]
+    preprocess: PreprocessArgs,
     /// Write one row per image and method.
     #[arg(long)]
     csv: Option<PathBuf>,
@@ -305,14 +310,7 @@ fn evaluate(a: EvaluateArgs) -> Result<()> {
     let started = Instant::now();
     let bytes = std::fs::read(&a.model).map_err(|e| Error::Load(format!("{}: {e}", a.model.display())))?;
     let model = Model::from_onnx_bytes(&bytes)?;
-    let d = Preprocess::default();
-    let pre = Preprocess {
-        scale: a.scale.unwrap_or(d.scale),
-        mean: triple(&a.mean, "mean", d.mean)?,
-        std: triple(&a.std, "std", d.std)?,
-        bgr: a.bgr,
-    };
-    pre.validate()?;
+    let pre = a.preprocess.to_preprocess()?;
     let target = match a.target.as_str() {
         "top1" => Target::Top1,
         t => Target::Class(
