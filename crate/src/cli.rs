@@ -252,6 +252,7 @@ struct EvaluateArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Images per forward pass of the curves (a second tract plan with that batch; 1 = none).
+    /// On x86 tract runs batches slower per image than single images, hence the default.
     #[arg(long, default_value_t = 1)]
     batch: usize,
     /// Threads for the forward passes of the curves [default: all cores].
@@ -350,8 +351,10 @@ fn evaluate(a: EvaluateArgs) -> Result<()> {
         runner = runner.with_batch(p);
     }
 
-    let mut csv =
-        String::from("image,method,target,probability,insertion,deletion,id,forward_passes,explain_ms,curves_ms\n");
+    let mut csv = String::from(
+        "image,method,target,probability,insertion,deletion,id,forward_passes,explain_ms,curves_ms,\
+         insertion_first_kept,insertion_curve,deletion_curve\n",
+    );
     let mut stats: Vec<MethodStats> = methods.iter().map(|_| MethodStats::default()).collect();
     let mut forward_time = Duration::ZERO;
     let bar = ProgressBar::new((images.len() * methods.len()) as u64);
@@ -398,15 +401,20 @@ fn evaluate(a: EvaluateArgs) -> Result<()> {
             st.explain += explain_time;
             st.curves += curves_time;
             st.passes += r.forward_passes();
+            let pixels = (model.input().height * model.input().width) as f64;
+            let join = |v: &[f32]| v.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(" ");
             csv.push_str(&format!(
-                "{name},{label},{class},{},{},{},{},{},{:.1},{:.1}\n",
+                "{name},{label},{class},{},{},{},{},{},{:.1},{:.1},{:.4},{},{}\n",
                 acts.probabilities()[class],
                 r.insertion.auc,
                 r.deletion.auc,
                 r.id(),
                 r.forward_passes(),
                 explain_time.as_secs_f64() * 1e3,
-                curves_time.as_secs_f64() * 1e3
+                curves_time.as_secs_f64() * 1e3,
+                r.insertion.kept[0] as f64 / pixels,
+                join(&r.insertion.probabilities),
+                join(&r.deletion.probabilities)
             ));
             bar.inc(1);
         }

@@ -367,6 +367,8 @@ pub struct Curve {
     pub probabilities: Vec<f32>,
     /// [`auc`] of the probabilities.
     pub auc: f64,
+    /// Pixels kept (not blacked out) in every image.
+    pub kept: Vec<usize>,
     /// Distinct masks, i.e. forward passes this curve needed.
     pub distinct_masks: usize,
 }
@@ -416,25 +418,37 @@ pub fn insertion_deletion(
     let mut distinct: Vec<f32> = ts.clone();
     distinct.dedup_by(|a, b| a.to_bits() == b.to_bits());
     let mut inputs = Vec::with_capacity(2 * distinct.len());
+    let mut kept = Vec::with_capacity(2 * distinct.len());
     for mode in [Mode::Insertion, Mode::Deletion] {
         for &t in &distinct {
-            inputs.push(masker.masked(&mask(&scores, cfg.block_size, size, t, mode)));
+            let m = mask(&scores, cfg.block_size, size, t, mode);
+            kept.push(m.iter().filter(|&&k| k).count());
+            inputs.push(masker.masked(&m));
         }
     }
     let probs = runner.probabilities(&inputs, target)?;
-    let (ins, del) = probs.split_at(distinct.len());
-    let expand = |p: &[f32], mode: Mode| {
-        let mut k = 0;
-        let probabilities: Vec<f32> = ts
-            .iter()
-            .map(|t| {
-                while distinct[k].to_bits() != t.to_bits() {
-                    k += 1;
-                }
-                p[k]
-            })
-            .collect();
-        Curve { mode, thresholds: ts.clone(), auc: auc(&probabilities), probabilities, distinct_masks: distinct.len() }
+    let n = distinct.len();
+    // image i of a curve uses distinct mask index[i]
+    let mut k = 0;
+    let index: Vec<usize> = ts
+        .iter()
+        .map(|t| {
+            while distinct[k].to_bits() != t.to_bits() {
+                k += 1;
+            }
+            k
+        })
+        .collect();
+    let curve = |mode: Mode, offset: usize| {
+        let probabilities: Vec<f32> = index.iter().map(|&k| probs[offset + k]).collect();
+        Curve {
+            mode,
+            thresholds: ts.clone(),
+            auc: auc(&probabilities),
+            probabilities,
+            kept: index.iter().map(|&k| kept[offset + k]).collect(),
+            distinct_masks: n,
+        }
     };
-    Ok(InsDel { insertion: expand(ins, Mode::Insertion), deletion: expand(del, Mode::Deletion) })
+    Ok(InsDel { insertion: curve(Mode::Insertion, 0), deletion: curve(Mode::Deletion, n) })
 }

@@ -225,6 +225,8 @@ fn curves_run_from_the_top_patches_to_the_full_image_and_to_black() {
         assert_eq!(count(&del[0]), 4096 - count(&ins[0]));
         assert_close(r.insertion.probabilities[0], p(&masker.masked(&ins[0])), name);
         assert_close(r.deletion.probabilities[0], p(&masker.masked(&del[0])), name);
+        assert_eq!(r.insertion.kept, ins.iter().map(count).collect::<Vec<_>>());
+        assert_eq!(r.deletion.kept, del.iter().map(count).collect::<Vec<_>>());
         assert_eq!(count(ins.last().unwrap()), 4096);
         assert_eq!(count(del.last().unwrap()), 0);
         for c in [&r.insertion, &r.deletion] {
