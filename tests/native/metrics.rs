@@ -5,7 +5,7 @@ use ndarray::{Array2, Array3, ArrayD};
 use resnet_lrp::heatmap::heat_quantize;
 use resnet_lrp::metrics::{self, InsDelConfig, Masker, Mode, Runner};
 use resnet_lrp::model::BatchPlan;
-use resnet_lrp::{Composite, Method, Model, Preprocess, Start, Target, Variant};
+use resnet_lrp::{Activations, Composite, Explanation, Method, Model, Preprocess, Start, Target, Variant};
 
 use crate::models::root;
 
@@ -164,6 +164,16 @@ fn masked_images_are_black_in_pixel_space() {
     }
 }
 
+/// The default explanation (`conserving`, `flows_skip`, top-1) of the masker's full image.
+fn explain_full_image(model: &Model, masker: &Masker, pre: &Preprocess) -> (Activations, Explanation) {
+    let mut ex = model.explainer();
+    let acts = ex.forward(masker.full().clone()).unwrap();
+    let method =
+        Method::Lrp { composite: Composite::by_name("conserving", pre.bounds()).unwrap(), variant: Variant::FlowsSkip };
+    let e = ex.explain(&acts, Target::Top1, Start::Probability, &method).unwrap();
+    (acts, e)
+}
+
 fn softmax_at(out: &[f32], c: usize) -> f32 {
     let m = out.iter().copied().fold(f32::MIN, f32::max);
     let z: f32 = out.iter().map(|v| (v - m).exp()).sum();
@@ -181,13 +191,7 @@ fn curves_run_from_the_top_patches_to_the_full_image_and_to_black() {
         let pre = Preprocess::default();
         let px = model.resize_rgba(&pattern(90, 77), 90, 77).unwrap();
         let masker = Masker::new(&model, &px, &pre).unwrap();
-        let mut ex = model.explainer();
-        let acts = ex.forward(masker.full().clone()).unwrap();
-        let method = Method::Lrp {
-            composite: Composite::by_name("conserving", pre.bounds()).unwrap(),
-            variant: Variant::FlowsSkip,
-        };
-        let e = ex.explain(&acts, Target::Top1, Start::Probability, &method).unwrap();
+        let (acts, e) = explain_full_image(&model, &masker, &pre);
         let map = metrics::ranking_map(&e.relevance, model.input(), 0).unwrap();
         let cfg = InsDelConfig::default();
         let runner = Runner::new(&model);
@@ -337,13 +341,7 @@ fn real_models_on_a_photo() {
         let img = image::open(&photo).unwrap().to_rgba8();
         let px = model.resize_rgba(img.as_raw(), img.width() as usize, img.height() as usize).unwrap();
         let masker = Masker::new(&model, &px, &pre).unwrap();
-        let mut ex = model.explainer();
-        let acts = ex.forward(masker.full().clone()).unwrap();
-        let method = Method::Lrp {
-            composite: Composite::by_name("conserving", pre.bounds()).unwrap(),
-            variant: Variant::FlowsSkip,
-        };
-        let e = ex.explain(&acts, Target::Top1, Start::Probability, &method).unwrap();
+        let (acts, e) = explain_full_image(&model, &masker, &pre);
         let runner = Runner::new(&model).with_threads(2);
         // heat-quantized ranking and a coarse step keep this test fast
         let cfg = InsDelConfig { block_size: 1, step: 2000 };
