@@ -238,6 +238,13 @@ impl Masker {
     }
 }
 
+/// A progress callback `(images done, images in the call)`; shared between threads natively.
+#[cfg(not(target_arch = "wasm32"))]
+pub type Progress<'a> = dyn Fn(usize, usize) + Sync + 'a;
+/// A progress callback `(images done, images in the call)`.
+#[cfg(target_arch = "wasm32")]
+pub type Progress<'a> = dyn Fn(usize, usize) + 'a;
+
 /// The model's outputs for a group of images, one flattened vector per image.
 type Outputs = Vec<Vec<f32>>;
 
@@ -248,6 +255,7 @@ pub struct Runner<'m> {
     batch: Option<&'m BatchPlan>,
     threads: usize,
     passes: AtomicUsize,
+    progress: Option<&'m Progress<'m>>,
 }
 
 impl std::fmt::Debug for Runner<'_> {
@@ -263,7 +271,14 @@ impl std::fmt::Debug for Runner<'_> {
 impl<'m> Runner<'m> {
     /// One image at a time, on one thread.
     pub fn new(model: &'m Model) -> Self {
-        Runner { model, batch: None, threads: 1, passes: AtomicUsize::new(0) }
+        Runner { model, batch: None, threads: 1, passes: AtomicUsize::new(0), progress: None }
+    }
+
+    /// Calls `progress(done, total)` after every group of images of a
+    /// [`Self::probabilities`] call (from the worker thread that ran it).
+    pub fn with_progress(mut self, progress: &'m Progress<'m>) -> Self {
+        self.progress = Some(progress);
+        self
     }
 
     /// Runs images in batches with `plan` (loaded from the same model).
@@ -292,7 +307,8 @@ impl<'m> Runner<'m> {
     pub fn probabilities(&self, inputs: &[ArrayD<f32>], target: usize) -> Result<Vec<f32>> {
         let chunk = self.batch.map_or(1, BatchPlan::batch);
         let jobs: Vec<&[ArrayD<f32>]> = inputs.chunks(chunk).collect();
-        let outputs = self.run_jobs(&jobs)?;
+        let done = AtomicUsize::new(0);
+        let outputs = self.run_jobs(&jobs, &done, inputs.len())?;
         let already_softmax = self.model.graph().logits != self.model.graph().output;
         let mut probs = Vec::with_capacity(inputs.len());
         for out in outputs.into_iter().flatten() {
@@ -304,33 +320,37 @@ impl<'m> Runner<'m> {
         Ok(probs)
     }
 
-    fn run_job(&self, job: &[ArrayD<f32>]) -> Result<Outputs> {
+    fn run_job(&self, job: &[ArrayD<f32>], done: &AtomicUsize, total: usize) -> Result<Outputs> {
         let out = match self.batch {
             Some(plan) => plan.run(job)?,
             None => job.iter().map(|x| self.model.run(x)).collect::<Result<Vec<_>>>()?,
         };
         self.passes.fetch_add(job.len(), Ordering::Relaxed);
+        let now = done.fetch_add(job.len(), Ordering::Relaxed) + job.len();
+        if let Some(progress) = self.progress {
+            progress(now, total);
+        }
         Ok(out)
     }
 
     #[cfg(not(target_arch = "wasm32"))]
-    fn run_jobs(&self, jobs: &[&[ArrayD<f32>]]) -> Result<Vec<Outputs>> {
+    fn run_jobs(&self, jobs: &[&[ArrayD<f32>]], done: &AtomicUsize, total: usize) -> Result<Vec<Outputs>> {
         let threads = self.threads.min(jobs.len());
         if threads <= 1 {
-            return jobs.iter().map(|j| self.run_job(j)).collect();
+            return jobs.iter().map(|j| self.run_job(j, done, total)).collect();
         }
         let next = AtomicUsize::new(0);
         let results: Vec<Vec<(usize, Result<Outputs>)>> = std::thread::scope(|s| {
             let workers: Vec<_> = (0..threads)
                 .map(|_| {
                     s.spawn(|| {
-                        let mut done = Vec::new();
+                        let mut finished = Vec::new();
                         loop {
                             let i = next.fetch_add(1, Ordering::Relaxed);
                             if i >= jobs.len() {
-                                break done;
+                                break finished;
                             }
-                            done.push((i, self.run_job(jobs[i])));
+                            finished.push((i, self.run_job(jobs[i], done, total)));
                         }
                     })
                 })
@@ -345,8 +365,8 @@ impl<'m> Runner<'m> {
     }
 
     #[cfg(target_arch = "wasm32")]
-    fn run_jobs(&self, jobs: &[&[ArrayD<f32>]]) -> Result<Vec<Outputs>> {
-        jobs.iter().map(|j| self.run_job(j)).collect()
+    fn run_jobs(&self, jobs: &[&[ArrayD<f32>]], done: &AtomicUsize, total: usize) -> Result<Vec<Outputs>> {
+        jobs.iter().map(|j| self.run_job(j, done, total)).collect()
     }
 }
 

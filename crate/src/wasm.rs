@@ -5,10 +5,11 @@
 //! relevance as `Float32Array`s. Every error is a JavaScript `Error` with the same text as
 //! the native one; nothing here panics on user input.
 
-use ndarray::{ArrayD, IxDyn};
+use ndarray::{Array3, ArrayD, IxDyn};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
+use crate::metrics::{self, InsDelConfig, Masker, Runner};
 use crate::{heatmap, Activations, Composite, Error, Explainer, Method, Model, Preprocess, Start, Target, Variant};
 
 fn js(e: Error) -> JsError {
@@ -85,6 +86,51 @@ struct ExplainSummary {
     height: usize,
 }
 
+/// The protocol options of [`WasmExplainer::evaluate`] (read from the same object as its
+/// [`ExplainOptions`]).
+#[derive(Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct ProtocolOptions {
+    block: usize,
+    step: usize,
+    seed: u64,
+}
+
+impl Default for ProtocolOptions {
+    fn default() -> Self {
+        let cfg = InsDelConfig::default();
+        ProtocolOptions { block: cfg.block_size, step: cfg.step, seed: 0 }
+    }
+}
+
+fn options<T: Default + for<'de> Deserialize<'de>>(v: &JsValue) -> Result<T, JsError> {
+    if v.is_undefined() || v.is_null() {
+        Ok(T::default())
+    } else {
+        serde_wasm_bindgen::from_value(v.clone()).map_err(|e| JsError::new(&format!("invalid options: {e}")))
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CurveOut {
+    auc: f64,
+    probabilities: Vec<f32>,
+    /// Fraction of the pixels shown in every image.
+    kept: Vec<f32>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Evaluation {
+    target: usize,
+    probability: f32,
+    insertion: CurveOut,
+    deletion: CurveOut,
+    id: f64,
+    forward_passes: usize,
+}
+
 /// A loaded model plus the activations of the last image.
 #[wasm_bindgen(js_name = Explainer)]
 pub struct WasmExplainer {
@@ -92,6 +138,7 @@ pub struct WasmExplainer {
     explainer: Explainer,
     acts: Option<Activations>,
     preprocess: Preprocess,
+    pixels: Option<Array3<f32>>,
     input: Option<Vec<f32>>,
     relevance: Option<ArrayD<f32>>,
     map: Option<Vec<f32>>,
@@ -109,6 +156,7 @@ impl WasmExplainer {
             explainer,
             acts: None,
             preprocess: Preprocess::default(),
+            pixels: None,
             input: None,
             relevance: None,
             map: None,
@@ -143,8 +191,11 @@ impl WasmExplainer {
     /// `{logits, probabilities, top: [{class, probability}] (5)}`.
     #[wasm_bindgen(js_name = setImage)]
     pub fn set_image(&mut self, rgba: &[u8], width: usize, height: usize) -> Result<JsValue, JsError> {
-        let x = self.model.preprocess(rgba, width, height, &self.preprocess).map_err(js)?;
-        self.forward(x)
+        let pixels = self.model.resize_rgba(rgba, width, height).map_err(js)?;
+        let x = self.model.normalize(&pixels, &self.preprocess).map_err(js)?;
+        let out = self.forward(x);
+        self.pixels = Some(pixels);
+        out
     }
 
     /// Runs the model on an already preprocessed tensor in the model's own input layout.
@@ -153,11 +204,13 @@ impl WasmExplainer {
         let shape = self.model.input().shape.clone();
         let x = ArrayD::from_shape_vec(IxDyn(&shape), data.to_vec())
             .map_err(|_| js(Error::Shape(format!("{} values for an input of shape {shape:?}", data.len()))))?;
+        self.pixels = None;
         self.forward(x)
     }
 
     fn forward(&mut self, x: ArrayD<f32>) -> Result<JsValue, JsError> {
         self.acts = None;
+        self.pixels = None;
         self.input = Some(x.iter().copied().collect());
         let acts = self.explainer.forward(x).map_err(js)?;
         let p = Prediction {
@@ -172,28 +225,10 @@ impl WasmExplainer {
     /// Explains one class of the last image. Returns the summary
     /// `{target, startRelevance, inputRelevanceSum, conservationError, ledger, blocks, width, height}`;
     /// the maps are then read with [`Self::relevance`] and [`Self::map`].
-    pub fn explain(&mut self, options: JsValue) -> Result<JsValue, JsError> {
-        let o: ExplainOptions = if options.is_undefined() || options.is_null() {
-            ExplainOptions::default()
-        } else {
-            serde_wasm_bindgen::from_value(options).map_err(|e| JsError::new(&format!("invalid options: {e}")))?
-        };
+    pub fn explain(&mut self, opts: JsValue) -> Result<JsValue, JsError> {
+        let o: ExplainOptions = options(&opts)?;
         let acts = self.acts.as_ref().ok_or_else(|| JsError::new("no image: call setImage or setInput first"))?;
-        let target = o.target.map(Target::Class).unwrap_or(Target::Top1);
-        let start = match o.start.as_deref() {
-            None | Some("prob") | Some("probability") => Start::Probability,
-            Some("logit") => Start::Logit,
-            Some(s) => return Err(js(Error::param("start", format!("`{s}`: use `prob` or `logit`")))),
-        };
-        let method = match o.method.as_deref() {
-            Some("gradient") => Method::GradientTimesInput,
-            None | Some("lrp") => Method::Lrp {
-                composite: Composite::by_name(o.composite.as_deref().unwrap_or("conserving"), self.preprocess.bounds())
-                    .map_err(js)?,
-                variant: Variant::from_name(o.variant.as_deref().unwrap_or("flows_skip")).map_err(js)?,
-            },
-            Some(m) => return Err(js(Error::param("method", format!("`{m}`: use `lrp` or `gradient`")))),
-        };
+        let (target, start, method) = self.parse(&o)?;
         let e = self.explainer.explain(acts, target, start, &method).map_err(js)?;
         let mut map = heatmap::channel_sum(&e.relevance, self.model.input()).map_err(js)?;
         if let Some(levels) = o.quantize.filter(|&l| l > 1) {
@@ -213,6 +248,81 @@ impl WasmExplainer {
         self.map = Some(map.iter().copied().collect());
         self.relevance = Some(e.relevance);
         to_js(&summary)
+    }
+
+    fn parse(&self, o: &ExplainOptions) -> Result<(Target, Start, Method), JsError> {
+        let target = o.target.map(Target::Class).unwrap_or(Target::Top1);
+        let start = match o.start.as_deref() {
+            None | Some("prob") | Some("probability") => Start::Probability,
+            Some("logit") => Start::Logit,
+            Some(s) => return Err(js(Error::param("start", format!("`{s}`: use `prob` or `logit`")))),
+        };
+        let method = match o.method.as_deref() {
+            Some("gradient") => Method::GradientTimesInput,
+            None | Some("lrp") => Method::Lrp {
+                composite: Composite::by_name(o.composite.as_deref().unwrap_or("conserving"), self.preprocess.bounds())
+                    .map_err(js)?,
+                variant: Variant::from_name(o.variant.as_deref().unwrap_or("flows_skip")).map_err(js)?,
+            },
+            Some(m) => return Err(js(Error::param("method", format!("`{m}`: use `lrp`, `gradient` or `random`")))),
+        };
+        Ok((target, start, method))
+    }
+
+    /// Insertion and deletion curves of one explanation of the last image (the paper's
+    /// protocol, see [`crate::metrics`]): options as [`Self::explain`] plus `method: "random"`,
+    /// `quantize` (default 8), `block` (1), `step` (500) and `seed` (random ranking).
+    /// `progress(done, total)` is called after every forward pass. Returns
+    /// `{target, probability, insertion: {auc, probabilities, kept}, deletion, id, forwardPasses}`,
+    /// `kept` being the fraction of pixels shown. Leaves the last explanation untouched.
+    pub fn evaluate(&mut self, opts: JsValue, progress: Option<js_sys::Function>) -> Result<JsValue, JsError> {
+        let o: ExplainOptions = options(&opts)?;
+        let protocol: ProtocolOptions = options(&opts)?;
+        let acts = self.acts.as_ref().ok_or_else(|| JsError::new("no image: call setImage first"))?;
+        let pixels = self
+            .pixels
+            .as_ref()
+            .ok_or_else(|| JsError::new("evaluation masks the image's pixels: call setImage (not setInput) first"))?;
+        let cfg = InsDelConfig { block_size: protocol.block, step: protocol.step };
+        let n = acts.probabilities().len();
+        let target = match o.target {
+            Some(c) if c >= n => return Err(js(Error::param("target", format!("class {c} of {n}")))),
+            Some(c) => c,
+            None => acts.top_k(1)[0].0,
+        };
+        let quantize = o.quantize.unwrap_or(8);
+        let map = if o.method.as_deref() == Some("random") {
+            let inp = self.model.input();
+            metrics::random_map(inp.height, inp.width, protocol.seed)
+        } else {
+            let (_, start, method) = self.parse(&o)?;
+            let e = self.explainer.explain(acts, Target::Class(target), start, &method).map_err(js)?;
+            metrics::ranking_map(&e.relevance, self.model.input(), quantize).map_err(js)?
+        };
+        let masker = Masker::new(&self.model, pixels, &self.preprocess).map_err(js)?;
+        let report = |done: usize, total: usize| {
+            if let Some(f) = &progress {
+                // a throwing progress callback must not stop the evaluation
+                let _ = f.call2(&JsValue::NULL, &JsValue::from(done as u32), &JsValue::from(total as u32));
+            }
+        };
+        let runner = Runner::new(&self.model).with_progress(&report);
+        let r = metrics::insertion_deletion(&masker, &runner, &map, target, &cfg).map_err(js)?;
+        let pixels_total = (self.model.input().height * self.model.input().width) as f32;
+        let curve = |c: metrics::Curve| CurveOut {
+            auc: c.auc,
+            probabilities: c.probabilities,
+            kept: c.kept.iter().map(|&k| k as f32 / pixels_total).collect(),
+        };
+        let out = Evaluation {
+            target,
+            probability: acts.probabilities()[target],
+            id: r.id(),
+            forward_passes: r.forward_passes(),
+            insertion: curve(r.insertion),
+            deletion: curve(r.deletion),
+        };
+        to_js(&out)
     }
 
     /// The last preprocessed input tensor, flattened in the model input's layout.
