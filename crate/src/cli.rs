@@ -7,9 +7,10 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::ArrayD;
 use ndarray_npy::{read_npy, write_npy};
+use resnet_lrp::image_io;
 use resnet_lrp::metrics::{self, Masker, Runner};
-use resnet_lrp::model::BatchPlan;
-use resnet_lrp::{heatmap, Composite, Error, Method, Model, Preprocess, Result, Start, Target, Variant};
+use resnet_lrp::model::{self, BatchPlan};
+use resnet_lrp::{heatmap, Composite, Error, Method, Model, Params, Preprocess, Result, Start, Target, Variant};
 use serde_json::json;
 
 #[derive(Parser)]
@@ -70,6 +71,8 @@ struct ExplainArgs {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
+    rules: RuleArgs,
+    #[command(flatten)]
     preprocess: PreprocessArgs,
 }
 
@@ -84,8 +87,18 @@ pub fn run() -> Result<()> {
 }
 
 fn read_model(path: &Path) -> Result<Model> {
-    let bytes = std::fs::read(path).map_err(|e| Error::Load(format!("{}: {e}", path.display())))?;
-    Model::from_onnx_bytes(&bytes)
+    Model::from_onnx_bytes(&read_model_bytes(path)?)
+}
+
+/// The model file's bytes; a file above [`MAX_MODEL_BYTES`] is refused before it is read.
+fn read_model_bytes(path: &Path) -> Result<Vec<u8>> {
+    let io = |e: std::io::Error| Error::Load(format!("{}: {e}", path.display()));
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if meta.is_dir() {
+        return Err(Error::Load(format!("{} is a directory", path.display())));
+    }
+    model::check_model_size(meta.len()).map_err(|e| Error::Load(format!("{}: {e}", path.display())))?;
+    std::fs::read(path).map_err(io)
 }
 
 fn info(path: &Path) -> Result<()> {
@@ -95,6 +108,30 @@ fn info(path: &Path) -> Result<()> {
         println!("{i:4} {:12} {:?} <- {:?}  {}", n.layer.kind(), n.shape, n.inputs, n.name);
     }
     Ok(())
+}
+
+/// Rule parameters over the composite's own (shared by `explain` and `evaluate`).
+#[derive(clap::Args)]
+struct RuleArgs {
+    /// ε of the epsilon rules and the stabiliser (≥ 0).
+    #[arg(long, allow_hyphen_values = true)]
+    epsilon: Option<f32>,
+    /// γ of the gamma rules (≥ 0; composite `epsilon_gamma_box`).
+    #[arg(long, allow_hyphen_values = true)]
+    gamma: Option<f32>,
+    /// α of the alpha-beta rules (α − β = 1; composite `epsilon_alpha2_beta1`).
+    #[arg(long, allow_hyphen_values = true)]
+    alpha: Option<f32>,
+    /// β of the alpha-beta rules.
+    #[arg(long, allow_hyphen_values = true)]
+    beta: Option<f32>,
+}
+
+impl RuleArgs {
+    fn composite(&self, name: &str, pre: &Preprocess) -> Result<Composite> {
+        let params = Params { epsilon: self.epsilon, gamma: self.gamma, alpha: self.alpha, beta: self.beta };
+        Composite::by_name(name, pre.bounds())?.with_params(&params)
+    }
 }
 
 /// Image preprocessing flags shared by the subcommands that read images.
@@ -144,9 +181,8 @@ fn explain(a: ExplainArgs) -> Result<()> {
     let input: ArrayD<f32> = match (&a.image, &a.input_npy) {
         (_, Some(p)) => read_npy(p).map_err(|e| Error::Shape(format!("{}: {e}", p.display())))?,
         (Some(p), None) => {
-            let img = image::open(p).map_err(|e| Error::Image(format!("{}: {e}", p.display())))?.to_rgba8();
-            let (w, h) = img.dimensions();
-            model.preprocess(img.as_raw(), w as usize, h as usize, &pre)?
+            let img = image_io::read_image(p)?;
+            model.preprocess(&img.data, img.width, img.height, &pre)?
         }
         (None, None) => return Err(Error::param("image", "give --image or --input-npy")),
     };
@@ -165,7 +201,7 @@ fn explain(a: ExplainArgs) -> Result<()> {
     let method = if a.composite == "gradient" {
         Method::GradientTimesInput
     } else {
-        Method::Lrp { composite: Composite::by_name(&a.composite, pre.bounds())?, variant }
+        Method::Lrp { composite: a.rules.composite(&a.composite, &pre)?, variant }
     };
     let mut explainer = model.explainer();
     let acts = explainer.forward(input)?;
@@ -238,6 +274,8 @@ struct EvaluateArgs {
     #[arg(long, default_value = "top1")]
     target: String,
     #[command(flatten)]
+    rules: RuleArgs,
+    #[command(flatten)]
     preprocess: PreprocessArgs,
     /// Write one row per image and method.
     #[arg(long)]
@@ -309,7 +347,7 @@ fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
 
 fn evaluate(a: EvaluateArgs) -> Result<()> {
     let started = Instant::now();
-    let bytes = std::fs::read(&a.model).map_err(|e| Error::Load(format!("{}: {e}", a.model.display())))?;
+    let bytes = read_model_bytes(&a.model)?;
     let model = Model::from_onnx_bytes(&bytes)?;
     let pre = a.preprocess.to_preprocess()?;
     let target = match a.target.as_str() {
@@ -325,7 +363,7 @@ fn evaluate(a: EvaluateArgs) -> Result<()> {
             "random" => EvalMethod::Random,
             "gradient" => EvalMethod::Explain(Method::GradientTimesInput),
             v => EvalMethod::Explain(Method::Lrp {
-                composite: Composite::by_name(&a.composite, pre.bounds())?,
+                composite: a.rules.composite(&a.composite, &pre)?,
                 variant: Variant::from_name(v)?,
             }),
         };
@@ -365,9 +403,9 @@ fn evaluate(a: EvaluateArgs) -> Result<()> {
     let mut explainer = model.explainer();
     for (k, path) in images.iter().enumerate() {
         let name = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-        let img = image::open(path).map_err(|e| Error::Image(format!("{}: {e}", path.display())))?.to_rgba8();
+        let img = image_io::read_image(path)?;
         let t0 = Instant::now();
-        let pixels = model.resize_rgba(img.as_raw(), img.width() as usize, img.height() as usize)?;
+        let pixels = model.resize_rgba(&img.data, img.width, img.height)?;
         let masker = Masker::new(&model, &pixels, &pre)?;
         let acts = explainer.forward(masker.full().clone())?;
         forward_time += t0.elapsed();

@@ -36,6 +36,19 @@ pub struct Composite {
     pub conserve: bool,
 }
 
+/// Rule parameters a user may set on a named composite; `None` keeps the composite's own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Params {
+    /// ε of every epsilon rule and of the composite's stabiliser.
+    pub epsilon: Option<f32>,
+    /// γ of every gamma rule.
+    pub gamma: Option<f32>,
+    /// α of every alpha-beta rule (β = α − 1 unless given).
+    pub alpha: Option<f32>,
+    /// β of every alpha-beta rule (α = β + 1 unless given).
+    pub beta: Option<f32>,
+}
+
 /// Names of the registered composites.
 pub const COMPOSITES: [&str; 6] =
     ["conserving", "reference", "epsilon_plus", "epsilon_gamma_box", "epsilon_plus_flat", "epsilon_alpha2_beta1"];
@@ -93,6 +106,56 @@ impl Composite {
         let c = Composite { name: name.to_string(), first, conv, dense, stabilizer, maxpool, conserve };
         c.validate()?;
         Ok(c)
+    }
+
+    /// The composite with `params` applied to its rules, validated.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParam`] for a parameter out of range (ε < 0, γ < 0, α − β ≠ 1, …) or
+    /// one the composite has no rule for (γ without a gamma rule, α/β without an alpha-beta rule).
+    pub fn with_params(mut self, params: &Params) -> Result<Composite> {
+        let rules = |c: &mut Composite| [c.first.clone(), c.conv.clone(), c.dense.clone()];
+        let has = |c: &mut Composite, f: fn(&Rule) -> bool| rules(c).iter().any(f);
+        if let Some(epsilon) = params.epsilon {
+            if !(epsilon >= 0.0 && epsilon.is_finite()) {
+                return Err(Error::param("epsilon", format!("must be a finite number ≥ 0, got {epsilon}")));
+            }
+            self.stabilizer.epsilon = epsilon;
+            for r in [&mut self.first, &mut self.conv, &mut self.dense] {
+                if let Rule::Epsilon { epsilon: e } = r {
+                    *e = epsilon;
+                }
+            }
+        }
+        if let Some(gamma) = params.gamma {
+            if !has(&mut self, |r| matches!(r, Rule::Gamma { .. })) {
+                return Err(Error::param("gamma", format!("composite `{}` has no gamma rule", self.name)));
+            }
+            for r in [&mut self.first, &mut self.conv, &mut self.dense] {
+                if let Rule::Gamma { gamma: g } = r {
+                    *g = gamma;
+                }
+            }
+        }
+        if params.alpha.is_some() || params.beta.is_some() {
+            let name = if params.alpha.is_some() { "alpha" } else { "beta" };
+            if !has(&mut self, |r| matches!(r, Rule::AlphaBeta { .. })) {
+                return Err(Error::param(name, format!("composite `{}` has no alpha-beta rule", self.name)));
+            }
+            let (alpha, beta) = match (params.alpha, params.beta) {
+                (Some(a), Some(b)) => (a, b),
+                (Some(a), None) => (a, a - 1.0),
+                (None, Some(b)) => (b + 1.0, b),
+                (None, None) => unreachable!("one of them is set"),
+            };
+            for r in [&mut self.first, &mut self.conv, &mut self.dense] {
+                if let Rule::AlphaBeta { .. } = r {
+                    *r = Rule::AlphaBeta { alpha, beta };
+                }
+            }
+        }
+        self.validate()?;
+        Ok(self)
     }
 
     /// Checks every rule's parameters.

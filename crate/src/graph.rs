@@ -149,7 +149,14 @@ fn concrete(shape: &ShapeFact, node: &TypedNode) -> Result<Vec<usize>> {
 
 fn const_f32(t: &Tensor, node: &TypedNode) -> Result<ArrayD<f32>> {
     let t = t.cast_to::<f32>().map_err(|e| unsupported(node, format!("constant: {e}")))?;
-    t.to_plain_array_view::<f32>().map(|v| v.to_owned()).map_err(|e| unsupported(node, format!("constant: {e}")))
+    let a = t
+        .to_plain_array_view::<f32>()
+        .map(|v| v.to_owned())
+        .map_err(|e| unsupported(node, format!("constant: {e}")))?;
+    if let Some(bad) = a.iter().find(|v| !v.is_finite()) {
+        return Err(Error::Load(format!("the weights of node `{}` contain {bad}", node.name)));
+    }
+    Ok(a)
 }
 
 /// Per-channel vector from a constant of shape `[]`, `[c]` or broadcastable `[1, c, 1, 1]`.

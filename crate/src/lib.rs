@@ -32,6 +32,8 @@ pub mod composite;
 pub mod error;
 pub mod graph;
 pub mod heatmap;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod image_io;
 pub mod kernels;
 pub mod lrp;
 pub mod metrics;
@@ -43,7 +45,7 @@ pub mod split;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
 
-pub use composite::{Composite, MaxPoolRule, COMPOSITES};
+pub use composite::{Composite, MaxPoolRule, Params, COMPOSITES};
 pub use error::{Error, Result};
 pub use lrp::{Activations, Explainer, Explanation, Method, Start, Target};
 pub use model::{InputSpec, Layout, Model, Preprocess};

@@ -136,6 +136,28 @@ fn declutter(model: &mut TypedModel) -> TractResult<()> {
     optimizer.optimize(model)
 }
 
+/// Models larger than this are refused (500 MB): the explainer keeps every activation and
+/// several copies of the weights, which would not fit a browser tab.
+pub const MAX_MODEL_BYTES: u64 = 500 * 1000 * 1000;
+
+/// Refuses a model file of `len` bytes before it is read: empty, or above [`MAX_MODEL_BYTES`].
+///
+/// # Errors
+/// [`Error::Load`] saying why.
+pub fn check_model_size(len: u64) -> Result<()> {
+    if len == 0 {
+        return Err(Error::Load("the file is empty".into()));
+    }
+    if len > MAX_MODEL_BYTES {
+        return Err(Error::Load(format!(
+            "the file is {} MB; models above {} MB are refused",
+            len.div_ceil(1_000_000),
+            MAX_MODEL_BYTES / 1_000_000
+        )));
+    }
+    Ok(())
+}
+
 fn load_err(e: impl std::fmt::Display) -> Error {
     Error::Load(format!("{e:#}"))
 }
@@ -144,10 +166,12 @@ impl Model {
     /// Loads an ONNX model from bytes.
     ///
     /// # Errors
-    /// [`Error::Load`] for bytes that are not a readable ONNX model,
+    /// [`Error::Load`] for bytes that are not a readable ONNX model (or are empty, or larger
+    /// than [`MAX_MODEL_BYTES`]), or weights that are not finite,
     /// [`Error::UnsupportedInput`] for a dynamic or non-image input,
     /// [`Error::UnsupportedOp`] naming the first node the explainer cannot handle.
     pub fn from_onnx_bytes(bytes: &[u8]) -> Result<Model> {
+        check_model_size(bytes.len() as u64)?;
         let mut reader = bytes;
         let mut inference = tract_onnx::onnx().model_for_read(&mut reader).map_err(load_err)?;
         if inference.inputs.len() != 1 {

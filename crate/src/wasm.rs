@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
 use crate::metrics::{self, InsDelConfig, Masker, Runner};
-use crate::{heatmap, Activations, Composite, Error, Explainer, Method, Model, Preprocess, Start, Target, Variant};
+use crate::{
+    heatmap, Activations, Composite, Error, Explainer, Method, Model, Params, Preprocess, Start, Target, Variant,
+};
 
 fn js(e: Error) -> JsError {
     JsError::new(&e.to_string())
@@ -71,6 +73,9 @@ struct ExplainOptions {
     start: Option<String>,
     /// Heat quantization levels for the returned map (0 or absent = off).
     quantize: Option<usize>,
+    /// Rule parameters over the composite's own: `epsilon`, `gamma`, `alpha`, `beta`.
+    #[serde(flatten)]
+    params: Params,
 }
 
 #[derive(Serialize)]
@@ -261,6 +266,7 @@ impl WasmExplainer {
             Some("gradient") => Method::GradientTimesInput,
             None | Some("lrp") => Method::Lrp {
                 composite: Composite::by_name(o.composite.as_deref().unwrap_or("conserving"), self.preprocess.bounds())
+                    .and_then(|c| c.with_params(&o.params))
                     .map_err(js)?,
                 variant: Variant::from_name(o.variant.as_deref().unwrap_or("flows_skip")).map_err(js)?,
             },
