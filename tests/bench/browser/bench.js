@@ -1,0 +1,231 @@
+// The benchmark page's module. Loads one or more builds of our engine and onnxruntime-web on the
+// page's main thread (no worker, one thread each) and times them on the same ONNX bytes and the
+// same input tensor. Driven by bench.mjs through `window.bench.run(config)`.
+
+// Every WebAssembly memory the page instantiates, tagged with the engine being loaded, so that the
+// size of onnxruntime-web's memory can be read too (it does not expose it).
+const memories = [];
+let loading = 'none';
+
+function collect(result, imports) {
+  const found = [];
+  const add = (v) => {
+    if (v instanceof WebAssembly.Memory && !found.includes(v)) found.push(v);
+  };
+  const instance = result instanceof WebAssembly.Instance ? result : result?.instance;
+  if (instance) Object.values(instance.exports).forEach(add);
+  for (const mod of Object.values(imports ?? {})) {
+    if (mod && typeof mod === 'object') Object.values(mod).forEach(add);
+  }
+  for (const memory of found) {
+    if (!memories.some((m) => m.memory === memory)) memories.push({ engine: loading, memory });
+  }
+}
+
+for (const name of ['instantiate', 'instantiateStreaming']) {
+  const original = WebAssembly[name];
+  WebAssembly[name] = async function (source, imports, ...rest) {
+    const result = await original.call(WebAssembly, source, imports, ...rest);
+    collect(result, imports);
+    return result;
+  };
+}
+
+const now = () => performance.now();
+const log = (...a) => console.log('[bench]', ...a);
+const pause = () => new Promise((r) => setTimeout(r, 0));
+const message = (e) => (e instanceof Error ? e.message : String(e));
+const memoryOf = (engine) =>
+  memories.filter((m) => m.engine === engine).reduce((s, m) => s + m.memory.buffer.byteLength, 0);
+
+/** The input of tests/bench/explain.rs: deterministic values in [-1, 1). */
+function input(shape) {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const x = new Float32Array(n);
+  for (let i = 0; i < n; i++) x[i] = ((i * 7919) % 255) / 128 - 1;
+  return x;
+}
+
+function maxDiff(a, b) {
+  if (!a || !b || a.length !== b.length) return null;
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+const argmax = (a) => a.reduce((best, v, i) => (v > a[best] ? i : best), 0);
+
+/**
+ * config: {model: URL, ours: [{name, url}], ort: {url, wasmPaths} | null, runs, warmup, loads,
+ * explainOptions}. Returns raw times in ms per engine, memory sizes in bytes, and errors.
+ */
+async function run(config) {
+  const { model, runs, warmup, loads, explainOptions } = config;
+  const t = now();
+  const bytes = new Uint8Array(await (await fetch(model)).arrayBuffer());
+  log(`${model}: ${bytes.length} bytes fetched in ${(now() - t).toFixed(0)} ms`);
+  const out = { modelBytes: bytes.length, engines: {}, errors: {} };
+
+  const ours = [];
+  for (const { name, url } of config.ours) {
+    const res = { kind: 'ours', load: [], forward: [], lrp: [], explain: [] };
+    try {
+      loading = name;
+      let t0 = now();
+      const mod = await import(url);
+      const wasm = await mod.default();
+      res.init = now() - t0;
+      let ex = null;
+      for (let i = 0; i < loads; i++) {
+        ex?.free();
+        t0 = now();
+        ex = new mod.Explainer(bytes);
+        res.load.push(now() - t0);
+        await pause();
+      }
+      const info = ex.info();
+      res.input = info.input;
+      res.layers = info.layers.length;
+      res.memoryAfterLoad = wasm.memory.buffer.byteLength;
+      log(`${name}: init ${res.init.toFixed(0)} ms, load ${res.load.map((v) => v.toFixed(0)).join(', ')} ms`);
+      ours.push({ name, ex, wasm, res });
+    } catch (e) {
+      out.errors[name] = `load: ${message(e)}`;
+      log(`${name} failed to load: ${message(e)}`);
+    }
+    out.engines[name] = res;
+  }
+
+  let shape = ours[0]?.res.input.shape;
+  let ort = null;
+  let session = null;
+  const ortRes = { kind: 'ort', load: [], forward: [] };
+  if (config.ort) {
+    try {
+      loading = 'ort';
+      let t0 = now();
+      ort = await import(config.ort.url);
+      ort.env.wasm.numThreads = 1;
+      ort.env.wasm.proxy = false;
+      ort.env.wasm.wasmPaths = config.ort.wasmPaths;
+      ortRes.version = ort.env.versions?.web ?? null;
+      ortRes.import = now() - t0;
+      const options = { executionProviders: ['wasm'], graphOptimizationLevel: 'all' };
+      // the first session also compiles and instantiates onnxruntime's wasm: timed separately
+      for (let i = 0; i <= loads; i++) {
+        if (session) await session.release();
+        t0 = now();
+        session = await ort.InferenceSession.create(bytes, options);
+        if (i === 0) ortRes.firstLoad = now() - t0;
+        else ortRes.load.push(now() - t0);
+        await pause();
+      }
+      ortRes.inputNames = session.inputNames;
+      ortRes.outputNames = session.outputNames;
+      ortRes.memoryAfterLoad = memoryOf('ort');
+      if (!shape) {
+        const meta = session.inputMetadata?.[0];
+        shape = meta?.shape?.map((d) => (typeof d === 'number' ? d : 1));
+      }
+      log(`ort ${ortRes.version}: first session ${ortRes.firstLoad.toFixed(0)} ms, then ${ortRes.load.map((v) => v.toFixed(0)).join(', ')} ms`);
+    } catch (e) {
+      out.errors.ort = `load: ${message(e)}`;
+      log(`ort failed to load: ${message(e)}`);
+      session = null;
+    }
+    out.engines.ort = ortRes;
+  }
+  if (!shape) return out;
+
+  const x = input(shape);
+  const tensor = session ? new ort.Tensor('float32', x, shape) : null;
+  const failed = new Set();
+  for (let it = 0; it < warmup + runs; it++) {
+    const keep = it >= warmup;
+    const line = [];
+    for (const o of ours) {
+      if (failed.has(o.name)) continue;
+      try {
+        const t0 = now();
+        const prediction = o.ex.setInput(x);
+        const t1 = now();
+        const summary = o.ex.explain(explainOptions);
+        const t2 = now();
+        if (it === 0) {
+          o.res.first = { forward: t1 - t0, lrp: t2 - t1 };
+          o.res.prediction = prediction;
+          o.res.summary = {
+            target: summary.target,
+            startRelevance: summary.startRelevance,
+            inputRelevanceSum: summary.inputRelevanceSum,
+            conservationError: summary.conservationError,
+          };
+        }
+        if (keep) {
+          o.res.forward.push(t1 - t0);
+          o.res.lrp.push(t2 - t1);
+          o.res.explain.push(t2 - t0);
+        }
+        line.push(`${o.name} ${(t1 - t0).toFixed(0)}+${(t2 - t1).toFixed(0)}`);
+      } catch (e) {
+        failed.add(o.name);
+        out.errors[o.name] = `run: ${message(e)}`;
+        log(`${o.name} failed: ${message(e)}`);
+      }
+      await pause();
+    }
+    if (session && !failed.has('ort')) {
+      try {
+        const t0 = now();
+        const result = await session.run({ [session.inputNames[0]]: tensor });
+        const t1 = now();
+        if (it === 0) {
+          ortRes.first = { forward: t1 - t0 };
+          ortRes.output = Array.from(result[session.outputNames[0]].data);
+        }
+        if (keep) ortRes.forward.push(t1 - t0);
+        line.push(`ort ${(t1 - t0).toFixed(0)}`);
+      } catch (e) {
+        failed.add('ort');
+        out.errors.ort = `run: ${message(e)}`;
+        log(`ort failed: ${message(e)}`);
+      }
+      await pause();
+    }
+    log(`${keep ? 'run' : 'warm-up'} ${keep ? it - warmup + 1 : it + 1}: ${line.join(', ')} ms`);
+  }
+
+  // wasm memory never shrinks: its size now is the peak of the whole run
+  for (const o of ours) o.res.memory = o.wasm.memory.buffer.byteLength;
+  if (session) ortRes.memory = memoryOf('ort');
+  out.memories = memories.map((m) => ({ engine: m.engine, bytes: m.memory.buffer.byteLength }));
+
+  // do the engines compute the same thing?
+  if (ortRes.output) {
+    out.agreement = {};
+    for (const o of ours) {
+      const p = o.res.prediction;
+      if (!p) continue;
+      const dLogits = maxDiff(p.logits, ortRes.output);
+      const dProb = maxDiff(p.probabilities, ortRes.output);
+      const useProb = dProb !== null && (dLogits === null || dProb < dLogits);
+      out.agreement[o.name] = {
+        compared: useProb ? 'probabilities' : 'logits',
+        maxAbsDiff: useProb ? dProb : dLogits,
+        top1: argmax(useProb ? p.probabilities : p.logits),
+        ortTop1: argmax(ortRes.output),
+      };
+    }
+    ortRes.outputHead = ortRes.output.slice(0, 5);
+    delete ortRes.output;
+  }
+  for (const o of ours) {
+    if (o.res.prediction) o.res.prediction = { top: o.res.prediction.top };
+    o.ex.free();
+  }
+  if (session) await session.release();
+  return out;
+}
+
+window.bench = { run };
+document.getElementById('log').textContent = 'ready';

@@ -1,0 +1,309 @@
+// Browser benchmark: our engine against onnxruntime-web, in headless Chromium, one model at a time.
+//
+//   ./build.sh bench [--relaxed] [options]          builds the release wasm, then runs this
+//   node tests/bench/browser/bench.mjs --pkg DIR [--pkg-relaxed DIR] [options]
+//
+// Options: --runs N (10) timed runs after --warmup N (2); --loads N (3) model loads;
+//   --models resnet18,resnet50,open_nsfw; --cold-runs N (3) fresh-profile loads of the real page
+//   (www/?model=open_nsfw&photo=chelsea.png) until its first heatmap, 0 to skip; --no-ort;
+//   --profile NAME (recorded only); --out FILE (tests/bench/browser/out/results.json).
+//
+// Every model gets a fresh Chromium profile and one page (bench.html) that loads every engine on
+// the main thread: our wasm (`--pkg`, and `--pkg-relaxed` when given) and onnxruntime-web's wasm
+// execution provider with one thread, served from node_modules. One run times, in turn, our
+// setInput (forward pass keeping activations) and explain (LRP of the top-1 class, `conserving`,
+// `flows_skip`) for each of our builds, then onnxruntime's session.run, on the same input tensor.
+// Prints a table (median and min–max) and writes every raw time to the JSON file.
+
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import zlib from 'node:zlib';
+
+import { serve } from '../../e2e/serve.mjs';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(HERE, '..', '..', '..');
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const ORT_DIST = path.join(ROOT, 'node_modules', 'onnxruntime-web', 'dist');
+
+const MODELS = {
+  resnet18: { name: 'ResNet-18 (224², random weights)', file: 'tests/fixtures/big/resnet18.onnx', url: '/models/big/resnet18.onnx' },
+  resnet50: { name: 'ResNet-50 (224², random weights)', file: 'tests/fixtures/big/resnet50.onnx', url: '/models/big/resnet50.onnx' },
+  open_nsfw: { name: 'open_nsfw ResNet-50-1by2 (NHWC)', file: 'www/models/open_nsfw.onnx', url: '/models/www/open_nsfw.onnx' },
+};
+
+function parseArgs(argv) {
+  const o = { runs: 10, warmup: 2, loads: 3, coldRuns: 3, models: Object.keys(MODELS), ort: true, profile: 'release' };
+  o.out = path.join(HERE, 'out', 'results.json');
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const val = () => {
+      if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
+      return argv[++i];
+    };
+    if (a === '--pkg') o.pkg = path.resolve(val());
+    else if (a === '--pkg-relaxed') o.pkgRelaxed = path.resolve(val());
+    else if (a === '--runs') o.runs = Number(val());
+    else if (a === '--warmup') o.warmup = Number(val());
+    else if (a === '--loads') o.loads = Number(val());
+    else if (a === '--cold-runs') o.coldRuns = Number(val());
+    else if (a === '--models') o.models = val().split(',').filter(Boolean);
+    else if (a === '--profile') o.profile = val();
+    else if (a === '--out') o.out = path.resolve(val());
+    else if (a === '--no-ort') o.ort = false;
+    else throw new Error(`unknown option ${a}`);
+  }
+  if (!o.pkg) throw new Error('--pkg DIR (a wasm-bindgen --target web output) is required');
+  for (const m of o.models) if (!MODELS[m]) throw new Error(`unknown model ${m}: use ${Object.keys(MODELS).join(', ')}`);
+  if (!(o.runs >= 1 && o.warmup >= 0 && o.loads >= 1 && o.coldRuns >= 0)) throw new Error('bad --runs/--warmup/--loads/--cold-runs');
+  return o;
+}
+
+function stats(values) {
+  if (!values?.length) return null;
+  const s = [...values].sort((a, b) => a - b);
+  const q = (p) => {
+    const i = (s.length - 1) * p;
+    const lo = Math.floor(i);
+    return s[lo] + (s[Math.ceil(i)] - s[lo]) * (i - lo);
+  };
+  return { n: s.length, median: q(0.5), min: s[0], max: s.at(-1), q1: q(0.25), q3: q(0.75) };
+}
+
+function size(file) {
+  const bytes = fs.readFileSync(file);
+  return { file: path.relative(ROOT, file), raw: bytes.length, gzip: zlib.gzipSync(bytes, { level: 9 }).length };
+}
+
+function chromiumVersion() {
+  try {
+    return execFileSync(CHROMIUM, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return null;
+  }
+}
+
+function cpuModel() {
+  try {
+    return fs.readFileSync('/proc/cpuinfo', 'utf8').match(/^model name\s*:\s*(.*)$/m)?.[1] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+function gitRevision() {
+  try {
+    return execFileSync('git', ['describe', '--always', '--dirty'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return null;
+  }
+}
+
+async function launch(chromium) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'resnet-lrp-bench-'));
+  const context = await chromium.launchPersistentContext(dir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--headless',
+      '--disable-gpu',
+      '--disable-dev-shm-usage',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+      '--disable-quic',
+      '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
+    ],
+  });
+  const page = context.pages()[0] ?? (await context.newPage());
+  return {
+    context,
+    page,
+    close: async () => {
+      await context.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Cold start of the real page: fresh profile, navigation start → first heatmap drawn. */
+async function coldPage(chromium, pkg, runs) {
+  const www = path.join(ROOT, 'www');
+  if (!fs.existsSync(path.join(www, 'models', 'open_nsfw.onnx')) || !fs.existsSync(path.join(www, 'photos', 'chelsea.png'))) {
+    return { error: 'www/models or www/photos missing (./build.sh assets)' };
+  }
+  const server = await serve({ root: www, mounts: { '/pkg/': pkg, '/models/fixtures/': path.join(ROOT, 'tests', 'fixtures') } });
+  const times = [];
+  const out = { url: '?model=open_nsfw&photo=chelsea.png', pkg: path.relative(ROOT, pkg) };
+  try {
+    for (let i = 0; i < runs; i++) {
+      const b = await launch(chromium);
+      try {
+        const errors = [];
+        b.page.on('pageerror', (e) => errors.push(e.message));
+        await b.page.addInitScript(() => {
+          let value;
+          Object.defineProperty(window, '__lastExplain', {
+            configurable: true,
+            get: () => value,
+            set: (v) => {
+              window.__firstHeatmap ??= performance.now();
+              value = v;
+            },
+          });
+        });
+        await b.page.goto(`${server.url}${out.url}`);
+        await b.page.waitForFunction(() => window.__firstHeatmap !== undefined || document.body.dataset.ready === 'true', null, {
+          timeout: 600_000,
+          polling: 50,
+        });
+        const ms = await b.page.evaluate(() => window.__firstHeatmap);
+        if (ms === undefined) throw new Error(`the page became ready without a heatmap ${errors.join('; ')}`);
+        times.push(ms);
+        console.log(`cold page run ${i + 1}: first heatmap after ${ms.toFixed(0)} ms`);
+      } finally {
+        await b.close();
+      }
+    }
+  } catch (e) {
+    out.error = e.message;
+  } finally {
+    await server.close();
+  }
+  out.times = times;
+  out.stats = stats(times);
+  return out;
+}
+
+const fmt = (s, digits = 0) => (s ? `${s.median.toFixed(digits)} (${s.min.toFixed(digits)}–${s.max.toFixed(digits)})` : '–');
+const mb = (b) => (b ? `${(b / 2 ** 20).toFixed(0)}` : '–');
+const ratio = (a, b) => (a && b ? `${(a.median / b.median).toFixed(2)}×` : '–');
+
+function table(results) {
+  const lines = [
+    '| model | engine | load ms | forward ms | LRP ms | explain ms | explain / forward | forward / ort | explain / ort forward | wasm memory MiB |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+  ];
+  for (const m of results.models) {
+    const ort = m.engines.ort;
+    for (const [name, e] of Object.entries(m.engines)) {
+      const s = e.stats ?? {};
+      const load = name === 'ort' ? fmt(s.load) : fmt(s.load);
+      lines.push(
+        `| ${m.name} | ${name === 'ort' ? `onnxruntime-web ${e.version ?? ''}`.trim() : `ours (${name})`} | ${load} | ${fmt(s.forward)} | ` +
+          `${fmt(s.lrp)} | ${fmt(s.explain)} | ${ratio(s.explain, s.forward)} | ` +
+          `${name === 'ort' ? '1.00×' : ratio(s.forward, ort?.stats?.forward)} | ${ratio(s.explain, ort?.stats?.forward)} | ${mb(e.memory)} |`,
+      );
+    }
+    for (const [name, err] of Object.entries(m.errors ?? {})) lines.push(`| ${m.name} | ${name} | failed: ${err} | | | | | | | |`);
+  }
+  return lines.join('\n');
+}
+
+async function main() {
+  const o = parseArgs(process.argv.slice(2));
+  if (!fs.existsSync(CHROMIUM)) throw new Error(`no ${CHROMIUM}: apt-get install chromium (or set CHROMIUM)`);
+  if (o.ort && !fs.existsSync(path.join(ORT_DIST, 'ort.wasm.min.mjs'))) throw new Error('onnxruntime-web missing: npm ci');
+  const { chromium } = await import('playwright-core');
+  const ours = [{ name: 'simd128', dir: o.pkg }];
+  if (o.pkgRelaxed) ours.push({ name: 'relaxed-simd', dir: o.pkgRelaxed });
+  for (const b of ours) if (!fs.existsSync(path.join(b.dir, 'resnet_lrp.js'))) throw new Error(`no resnet_lrp.js in ${b.dir}`);
+
+  const mounts = { '/models/big/': path.join(ROOT, 'tests', 'fixtures', 'big'), '/models/www/': path.join(ROOT, 'www', 'models'), '/ort/': ORT_DIST };
+  for (const b of ours) mounts[`/pkg/${b.name}/`] = b.dir;
+  const server = await serve({ root: HERE, mounts });
+
+  const results = {
+    date: new Date().toISOString(),
+    chromium: chromiumVersion(),
+    cpu: cpuModel(),
+    cores: os.cpus().length,
+    node: process.version,
+    revision: gitRevision(),
+    profile: o.profile,
+    runs: o.runs,
+    warmup: o.warmup,
+    loads: o.loads,
+    explainOptions: { composite: 'conserving', variant: 'flows_skip' },
+    wasm: {},
+    models: [],
+  };
+  console.log(`${results.chromium ?? 'chromium ?'} · ${results.cpu} × ${results.cores} · profile ${o.profile} · ${o.runs} runs after ${o.warmup} warm-up`);
+  for (const b of ours) results.wasm[b.name] = size(path.join(b.dir, 'resnet_lrp_bg.wasm'));
+
+  try {
+    for (const key of o.models) {
+      const m = MODELS[key];
+      const file = path.join(ROOT, m.file);
+      if (!fs.existsSync(file)) {
+        console.log(`skip ${key}: no ${m.file}`);
+        results.models.push({ key, name: m.name, file: m.file, errors: { all: `missing ${m.file}` }, engines: {} });
+        continue;
+      }
+      console.log(`\n== ${m.name}`);
+      const b = await launch(chromium);
+      const pageErrors = [];
+      b.page.on('pageerror', (e) => pageErrors.push(e.message));
+      b.page.on('console', (msg) => console.log(`  ${msg.text()}`));
+      let r;
+      try {
+        await b.page.goto(`${server.url}bench.html`);
+        await b.page.waitForFunction(() => window.bench !== undefined, null, { timeout: 60_000 });
+        r = await b.page.evaluate((cfg) => window.bench.run(cfg), {
+          model: m.url,
+          ours: ours.map((x) => ({ name: x.name, url: `/pkg/${x.name}/resnet_lrp.js` })),
+          ort: o.ort ? { url: '/ort/ort.wasm.min.mjs', wasmPaths: '/ort/' } : null,
+          runs: o.runs,
+          warmup: o.warmup,
+          loads: o.loads,
+          explainOptions: results.explainOptions,
+        });
+      } catch (e) {
+        r = { engines: {}, errors: { page: e.message } };
+      } finally {
+        await b.close();
+      }
+      for (const e of Object.values(r.engines)) {
+        e.stats = { load: stats(e.load), forward: stats(e.forward), lrp: stats(e.lrp), explain: stats(e.explain) };
+      }
+      if (pageErrors.length) r.pageErrors = pageErrors;
+      results.models.push({ key, name: m.name, file: m.file, ...r });
+    }
+    // onnxruntime's wasm: whichever file the page fetched
+    const ortWasm = [...new Set(server.log.filter((l) => /^GET \/ort\/\S+\.wasm /.test(l)).map((l) => l.split(' ')[1]))];
+    for (const u of ortWasm) results.wasm[`ort:${path.basename(u)}`] = size(path.join(ORT_DIST, path.basename(u)));
+  } finally {
+    await server.close();
+  }
+
+  if (o.coldRuns > 0) {
+    console.log('\n== cold page load → first heatmap (www/, open_nsfw, chelsea.png)');
+    results.coldPage = await coldPage(chromium, o.pkg, o.coldRuns);
+    if (results.coldPage.error) console.log(`cold page: ${results.coldPage.error}`);
+  }
+
+  fs.mkdirSync(path.dirname(o.out), { recursive: true });
+  fs.writeFileSync(o.out, `${JSON.stringify(results, null, 1)}\n`);
+
+  console.log(`\n${results.date} · ${results.chromium} · ${results.cpu} × ${results.cores} · ${o.profile} build · median (min–max) of ${o.runs} runs\n`);
+  console.log(table(results));
+  console.log('\n| wasm | raw bytes | gzip -9 bytes |\n|---|---|---|');
+  for (const [name, s] of Object.entries(results.wasm)) console.log(`| ${name} (${s.file}) | ${s.raw} | ${s.gzip} |`);
+  if (results.coldPage?.stats) console.log(`\ncold page load → first heatmap (open_nsfw, chelsea.png): ${fmt(results.coldPage.stats)} ms over ${results.coldPage.stats.n} fresh profiles`);
+  for (const m of results.models) {
+    for (const [name, a] of Object.entries(m.agreement ?? {})) {
+      console.log(`${m.key}: ${name} vs ort: max |Δ ${a.compared}| = ${a.maxAbsDiff?.toExponential(2)}, top-1 ${a.top1} vs ${a.ortTop1}`);
+    }
+  }
+  console.log(`\nwrote ${path.relative(process.cwd(), o.out)}`);
+}
+
+main().catch((e) => {
+  console.error(e.stack ?? e.message);
+  process.exit(1);
+});
