@@ -193,14 +193,30 @@ function table(results) {
     const ort = m.engines.ort;
     for (const [name, e] of Object.entries(m.engines)) {
       const s = e.stats ?? {};
-      const load = name === 'ort' ? fmt(s.load) : fmt(s.load);
       lines.push(
-        `| ${m.name} | ${name === 'ort' ? `onnxruntime-web ${e.version ?? ''}`.trim() : `ours (${name})`} | ${load} | ${fmt(s.forward)} | ` +
+        `| ${m.name} | ${name === 'ort' ? `onnxruntime-web ${e.version ?? ''}`.trim() : `ours (${name})`} | ${fmt(s.load)} | ${fmt(s.forward)} | ` +
           `${fmt(s.lrp)} | ${fmt(s.explain)} | ${ratio(s.explain, s.forward)} | ` +
           `${name === 'ort' ? '1.00×' : ratio(s.forward, ort?.stats?.forward)} | ${ratio(s.explain, ort?.stats?.forward)} | ${mb(e.memory)} |`,
       );
     }
     for (const [name, err] of Object.entries(m.errors ?? {})) lines.push(`| ${m.name} | ${name} | failed: ${err} | | | | | | | |`);
+  }
+  return lines.join('\n');
+}
+
+/** Start-up costs: engine init (ours: wasm compile + instantiate; ort: its first session, which
+ * includes that), the first run after loading, and memory after loading. */
+function coldTable(results) {
+  const lines = [
+    '| model | engine | init ms | first forward ms | first LRP ms | memory after load MiB |',
+    '|---|---|---|---|---|---|',
+  ];
+  const n = (v) => (v === undefined || v === null ? '–' : v.toFixed(0));
+  for (const m of results.models) {
+    for (const [name, e] of Object.entries(m.engines)) {
+      const init = name === 'ort' ? `${n(e.firstLoad)} (first session)` : n(e.init);
+      lines.push(`| ${m.name} | ${name === 'ort' ? 'onnxruntime-web' : `ours (${name})`} | ${init} | ${n(e.first?.forward)} | ${n(e.first?.lrp)} | ${mb(e.memoryAfterLoad)} |`);
+    }
   }
   return lines.join('\n');
 }
@@ -224,6 +240,7 @@ async function main() {
     cpu: cpuModel(),
     cores: os.cpus().length,
     node: process.version,
+    loadAverage: { start: os.loadavg() },
     revision: gitRevision(),
     profile: o.profile,
     runs: o.runs,
@@ -287,11 +304,15 @@ async function main() {
     if (results.coldPage.error) console.log(`cold page: ${results.coldPage.error}`);
   }
 
+  results.loadAverage.end = os.loadavg();
   fs.mkdirSync(path.dirname(o.out), { recursive: true });
   fs.writeFileSync(o.out, `${JSON.stringify(results, null, 1)}\n`);
 
-  console.log(`\n${results.date} · ${results.chromium} · ${results.cpu} × ${results.cores} · ${o.profile} build · median (min–max) of ${o.runs} runs\n`);
+  const load = (l) => l.map((v) => v.toFixed(1)).join(' ');
+  console.log(`\n${results.date} · ${results.chromium} · ${results.cpu} × ${results.cores} · ${o.profile} build · median (min–max) of ${o.runs} runs`);
+  console.log(`load average at start ${load(results.loadAverage.start)}, at end ${load(results.loadAverage.end)}\n`);
   console.log(table(results));
+  console.log(`\n${coldTable(results)}`);
   console.log('\n| wasm | raw bytes | gzip -9 bytes |\n|---|---|---|');
   for (const [name, s] of Object.entries(results.wasm)) console.log(`| ${name} (${s.file}) | ${s.raw} | ${s.gzip} |`);
   if (results.coldPage?.stats) console.log(`\ncold page load → first heatmap (open_nsfw, chelsea.png): ${fmt(results.coldPage.stats)} ms over ${results.coldPage.stats.n} fresh profiles`);
