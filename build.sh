@@ -62,7 +62,7 @@ setup_python() {
     say "python venv in .venv"
     python3 -m venv "$ROOT/.venv"
   fi
-  if ! "$PY" -c "import numpy, onnx" >/dev/null 2>&1; then
+  if ! "$PY" -c "import numpy, onnx, PIL" >/dev/null 2>&1; then
     say "pip install -r tools/requirements.txt"
     "$PY" -m pip install -q -r tools/requirements.txt
   fi
@@ -182,6 +182,9 @@ run_tests() {
   for f in tests/fixtures/*.onnx tests/fixtures/*.npy; do
     cmp -s "$f" "$tmp/$(basename "$f")" || { echo "fixture $f differs from what gen_fixtures.py writes" >&2; exit 1; }
   done
+  say "robustness corpus is reproducible"
+  "$PY" tests/robustness/gen_corpus.py --out "$tmp/corpus" >/dev/null
+  diff -r -q tests/robustness/corpus "$tmp/corpus" || { echo "tests/robustness/corpus differs from what gen_corpus.py writes" >&2; exit 1; }
   rm -rf "$tmp"
   [ -f tests/fixtures/big/resnet50.onnx ] || fixtures --full
   assets

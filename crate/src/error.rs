@@ -34,6 +34,9 @@ pub enum Error {
     /// The image could not be decoded or is unusable.
     #[error("invalid image: {0}")]
     Image(String),
+    /// A computation left float32's range (NaN or infinity), e.g. from extreme weights.
+    #[error("numerical problem: {0}")]
+    Numeric(String),
     /// An error inside tract while running a kernel.
     #[error("inference failed: {0}")]
     Tract(String),

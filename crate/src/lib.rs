@@ -38,6 +38,7 @@ pub mod kernels;
 pub mod lrp;
 pub mod metrics;
 pub mod model;
+pub mod options;
 pub mod pool;
 pub mod rules;
 pub mod split;

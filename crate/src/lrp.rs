@@ -271,7 +271,8 @@ impl Explainer {
     /// Runs the model, keeping every activation.
     ///
     /// # Errors
-    /// [`Error::Shape`] if `input` does not have the model's input shape.
+    /// [`Error::Shape`] if `input` does not have the model's input shape or is not finite;
+    /// [`Error::Numeric`] if the model's output is not finite.
     pub fn forward(&mut self, input: ArrayD<f32>) -> Result<Activations> {
         let expected = self.graph.input_shape().to_vec();
         if input.shape() != expected.as_slice() {
@@ -350,6 +351,12 @@ impl Explainer {
             values.push(out);
         }
         let logits: Vec<f32> = values[self.graph.logits].iter().copied().collect();
+        if logits.iter().any(|v| !v.is_finite()) {
+            return Err(Error::Numeric(
+                "the model's output contains NaN or infinite values (its weights overflow float32 for this input)"
+                    .into(),
+            ));
+        }
         let probabilities = softmax(&logits);
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -371,7 +378,8 @@ impl Explainer {
     /// Explains one class.
     ///
     /// # Errors
-    /// [`Error::InvalidParam`] for an out-of-range class; [`Error::Tract`] from the kernels.
+    /// [`Error::InvalidParam`] for an out-of-range class; [`Error::Tract`] from the kernels;
+    /// [`Error::Numeric`] if the relevance is not finite.
     pub fn explain(
         &mut self,
         acts: &Activations,
@@ -466,6 +474,12 @@ impl Explainer {
         let mut relevance = rel[0].take().unwrap_or_else(|| ArrayD::zeros(IxDyn(self.graph.input_shape())));
         if let Method::GradientTimesInput = method {
             relevance *= &acts.values[0];
+        }
+        if relevance.iter().any(|v| !v.is_finite()) {
+            return Err(Error::Numeric(
+                "the relevance overflowed float32 (the model's weights or activations are too large for this method)"
+                    .into(),
+            ));
         }
         Ok(Explanation {
             target,

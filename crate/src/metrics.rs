@@ -48,7 +48,11 @@ impl Default for InsDelConfig {
 }
 
 impl InsDelConfig {
-    fn validate(&self) -> Result<()> {
+    /// Checks that the patch size and step are at least 1.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParam`] naming `block` or `step`.
+    pub fn validate(&self) -> Result<()> {
         if self.block_size == 0 {
             return Err(Error::param("block", "the patch size must be at least 1"));
         }

@@ -158,6 +158,41 @@ pub fn check_model_size(len: u64) -> Result<()> {
     Ok(())
 }
 
+/// Every graph output must be written by a node or be an input or initializer: tract assumes it.
+fn check_graph_names(proto: &tract_onnx::pb::ModelProto) -> Result<()> {
+    let graph = proto.graph.as_ref().ok_or_else(|| Error::Load("the model has no graph".into()))?;
+    let known: std::collections::HashSet<&str> = graph
+        .input
+        .iter()
+        .map(|i| i.name.as_str())
+        .chain(graph.initializer.iter().map(|t| t.name.as_str()))
+        .chain(graph.node.iter().flat_map(|n| n.output.iter().map(String::as_str)))
+        .collect();
+    if graph.output.is_empty() {
+        return Err(Error::Load("the graph has no outputs".into()));
+    }
+    for out in &graph.output {
+        if !known.contains(out.name.as_str()) {
+            return Err(Error::Load(format!("graph output `{}` is not produced by any node", out.name)));
+        }
+    }
+    Ok(())
+}
+
+/// Runs tract on untrusted input; natively, a panic inside it becomes an [`Error::Load`]
+/// (in the browser a panic traps, and the page replaces its worker).
+fn guard<T>(f: impl FnOnce() -> T) -> Result<T> {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+            .map_err(|_| Error::Load("tract failed on this model (an internal error on malformed data)".into()))
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        Ok(f())
+    }
+}
+
 fn load_err(e: impl std::fmt::Display) -> Error {
     Error::Load(format!("{e:#}"))
 }
@@ -172,8 +207,11 @@ impl Model {
     /// [`Error::UnsupportedOp`] naming the first node the explainer cannot handle.
     pub fn from_onnx_bytes(bytes: &[u8]) -> Result<Model> {
         check_model_size(bytes.len() as u64)?;
+        let onnx = tract_onnx::onnx();
         let mut reader = bytes;
-        let mut inference = tract_onnx::onnx().model_for_read(&mut reader).map_err(load_err)?;
+        let proto = onnx.proto_model_for_read(&mut reader).map_err(load_err)?;
+        check_graph_names(&proto)?;
+        let mut inference = guard(|| onnx.model_for_proto_model(&proto))?.map_err(load_err)?;
         if inference.inputs.len() != 1 {
             return Err(Error::UnsupportedInput(format!(
                 "the model has {} inputs, expected 1",
@@ -199,8 +237,8 @@ impl Model {
         }
         let input = InputSpec::from_shape(name, &shape)?;
         inference.set_input_fact(0, f32::fact(&shape).into()).map_err(load_err)?;
-        let mut typed = inference.into_typed().map_err(load_err)?;
-        declutter(&mut typed).map_err(load_err)?;
+        let mut typed = guard(|| inference.into_typed())?.map_err(load_err)?;
+        guard(|| declutter(&mut typed))?.map_err(load_err)?;
         let graph = LayerGraph::from_typed(&typed)?;
         let plan = typed.into_optimized().map_err(load_err)?.into_runnable().map_err(load_err)?;
         Ok(Model { plan, input, graph })

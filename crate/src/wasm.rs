@@ -9,10 +9,9 @@ use ndarray::{Array3, ArrayD, IxDyn};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
-use crate::metrics::{self, InsDelConfig, Masker, Runner};
-use crate::{
-    heatmap, Activations, Composite, Error, Explainer, Method, Model, Params, Preprocess, Start, Target, Variant,
-};
+use crate::metrics::{self, Masker, Runner};
+use crate::options::{ExplainOptions, ProtocolOptions};
+use crate::{heatmap, Activations, Error, Explainer, Method, Model, Preprocess, Start, Target};
 
 fn js(e: Error) -> JsError {
     JsError::new(&e.to_string())
@@ -57,27 +56,6 @@ struct TopClass {
     probability: f32,
 }
 
-/// Options of [`WasmExplainer::explain`]; every field is optional.
-#[derive(Deserialize, Default)]
-#[serde(default, rename_all = "camelCase")]
-struct ExplainOptions {
-    /// Class index; absent = top-1.
-    target: Option<usize>,
-    /// `"lrp"` (default) or `"gradient"` (gradient × input).
-    method: Option<String>,
-    /// Composite name (default `conserving`).
-    composite: Option<String>,
-    /// Variant name (default `flows_skip`).
-    variant: Option<String>,
-    /// `"prob"` (default) or `"logit"`.
-    start: Option<String>,
-    /// Heat quantization levels for the returned map (0 or absent = off).
-    quantize: Option<usize>,
-    /// Rule parameters over the composite's own: `epsilon`, `gamma`, `alpha`, `beta`.
-    #[serde(flatten)]
-    params: Params,
-}
-
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ExplainSummary {
@@ -89,23 +67,6 @@ struct ExplainSummary {
     blocks: Vec<crate::lrp::BlockEntry>,
     width: usize,
     height: usize,
-}
-
-/// The protocol options of [`WasmExplainer::evaluate`] (read from the same object as its
-/// [`ExplainOptions`]).
-#[derive(Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-struct ProtocolOptions {
-    block: usize,
-    step: usize,
-    seed: u64,
-}
-
-impl Default for ProtocolOptions {
-    fn default() -> Self {
-        let cfg = InsDelConfig::default();
-        ProtocolOptions { block: cfg.block_size, step: cfg.step, seed: 0 }
-    }
 }
 
 fn options<T: Default + for<'de> Deserialize<'de>>(v: &JsValue) -> Result<T, JsError> {
@@ -256,23 +217,7 @@ impl WasmExplainer {
     }
 
     fn parse(&self, o: &ExplainOptions) -> Result<(Target, Start, Method), JsError> {
-        let target = o.target.map(Target::Class).unwrap_or(Target::Top1);
-        let start = match o.start.as_deref() {
-            None | Some("prob") | Some("probability") => Start::Probability,
-            Some("logit") => Start::Logit,
-            Some(s) => return Err(js(Error::param("start", format!("`{s}`: use `prob` or `logit`")))),
-        };
-        let method = match o.method.as_deref() {
-            Some("gradient") => Method::GradientTimesInput,
-            None | Some("lrp") => Method::Lrp {
-                composite: Composite::by_name(o.composite.as_deref().unwrap_or("conserving"), self.preprocess.bounds())
-                    .and_then(|c| c.with_params(&o.params))
-                    .map_err(js)?,
-                variant: Variant::from_name(o.variant.as_deref().unwrap_or("flows_skip")).map_err(js)?,
-            },
-            Some(m) => return Err(js(Error::param("method", format!("`{m}`: use `lrp`, `gradient` or `random`")))),
-        };
-        Ok((target, start, method))
+        Ok((o.target().map_err(js)?, o.start().map_err(js)?, o.method(self.preprocess.bounds()).map_err(js)?))
     }
 
     /// Insertion and deletion curves of one explanation of the last image (the paper's
@@ -289,15 +234,16 @@ impl WasmExplainer {
             .pixels
             .as_ref()
             .ok_or_else(|| JsError::new("evaluation masks the image's pixels: call setImage (not setInput) first"))?;
-        let cfg = InsDelConfig { block_size: protocol.block, step: protocol.step };
+        let cfg = protocol.config();
+        cfg.validate().map_err(js)?;
         let n = acts.probabilities().len();
-        let target = match o.target {
-            Some(c) if c >= n => return Err(js(Error::param("target", format!("class {c} of {n}")))),
-            Some(c) => c,
-            None => acts.top_k(1)[0].0,
+        let target = match o.target().map_err(js)? {
+            Target::Class(c) if c >= n => return Err(js(Error::param("target", format!("class {c} of {n}")))),
+            Target::Class(c) => c,
+            Target::Top1 => acts.top_k(1)[0].0,
         };
         let quantize = o.quantize.unwrap_or(8);
-        let map = if o.method.as_deref() == Some("random") {
+        let map = if o.is_random() {
             let inp = self.model.input();
             metrics::random_map(inp.height, inp.width, protocol.seed)
         } else {

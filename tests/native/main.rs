@@ -3,4 +3,5 @@
 
 mod metrics;
 mod models;
+mod robustness;
 mod rules;
