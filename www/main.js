@@ -88,11 +88,17 @@ class Engine {
 
   crash(reason) {
     if (this.dead) return;
+    this.stop(`the engine stopped: ${reason}`);
+    this.onCrash(reason);
+  }
+
+  /** Ends the worker now, even in the middle of a request; `spawn()` starts a fresh one. */
+  stop(reason) {
+    if (this.dead) return;
     this.dead = true;
     this.worker.terminate();
-    for (const p of this.pending.values()) p.reject(new EngineError(`the engine stopped: ${reason}`, true));
+    for (const p of this.pending.values()) p.reject(new EngineError(reason, true));
     this.pending.clear();
-    this.onCrash(reason);
   }
 }
 
@@ -113,7 +119,9 @@ const state = {
   explanation: null, // {summary, map, relevance, options, key}
   cache: new Map(),
   compare: new Map(), // variant key → {summary, map}
-  seq: { image: 0, explain: 0, compare: 0, model: 0, render: 0 },
+  // insertion/deletion curves of the current photo, class and settings (`context`)
+  evaluation: { context: null, results: new Map(), running: null, checked: new Set(), drawn: 0 },
+  seq: { image: 0, explain: 0, compare: 0, model: 0, render: 0, evaluate: 0 },
   busy: 0,
   crashes: [],
   rendered: null, // {overlay, heat, width, height, mapWidth, mapHeight}
@@ -375,6 +383,7 @@ function clearImage() {
   $('blocks-table').replaceChildren();
   $('ledger-table').replaceChildren();
   for (const id of ['download-overlay', 'download-heatmap', 'download-npy', 'compare-button']) $(id).disabled = true;
+  syncEvaluation();
 }
 
 function showModelInfo() {
@@ -703,6 +712,7 @@ async function selectTarget(c) {
   state.target = c;
   clearCompare();
   renderPredictions();
+  syncEvaluation();
   await explain();
 }
 
@@ -806,13 +816,21 @@ function showConservation(s, options) {
   $('start-relevance').textContent = fmt(s.startRelevance);
   $('input-sum').textContent = fmt(s.inputRelevanceSum);
   const rel = $('relative-error');
-  rel.textContent = s.conservationError.toExponential(2);
-  rel.dataset.value = String(s.conservationError);
   const conserving = options.method === 'lrp';
   const ok = s.conservationError <= 1e-4;
+  if (conserving) {
+    rel.textContent = s.conservationError.toExponential(2);
+    rel.dataset.value = String(s.conservationError);
+    rel.title = '';
+  } else {
+    // conservation is not a property of gradient × input: there is no error to speak of
+    rel.textContent = 'n/a';
+    delete rel.dataset.value;
+    rel.title = 'not applicable: gradient × input is not meant to conserve relevance';
+  }
   rel.className = conserving ? (ok ? 'good' : 'warn') : '';
   let note;
-  if (!conserving) note = 'Gradient × input does not conserve relevance; the error is shown for comparison.';
+  if (!conserving) note = 'Gradient × input is not meant to conserve relevance, so no relative error is given.';
   else if (ok) note = 'Conserved: the pixels carry the relevance the explanation started from.';
   else if (options.composite === 'reference') note = 'The authors’ rules lose some relevance (max-pool substitute, empty windows); “conserving” does not.';
   else note = 'Relevance is not conserved exactly with these rules.';
@@ -921,6 +939,7 @@ async function compareAll() {
     cell.onclick = () => {
       document.querySelector(`input[name="method"][value="${options.method}"]`).checked = true;
       if (options.variant) $('variant').value = options.variant;
+      syncEvaluation();
       explain();
       window.scrollTo({ top: 0, behavior: 'smooth' });
     };
@@ -936,13 +955,443 @@ async function compareAll() {
           const cell = grid.querySelector(`[data-variant="${msg.key}"]`);
           draw(msg.map, msg.summary.width, msg.summary.height, cell.querySelector('canvas'));
           cell.classList.remove('pending');
-          cell.querySelector('.sub').textContent = `Σ R ${fmt(msg.summary.inputRelevanceSum)} · rel. error ${msg.summary.conservationError.toExponential(1)}`;
+          const err = msg.key === 'gradient' ? 'n/a' : msg.summary.conservationError.toExponential(1);
+          cell.querySelector('.sub').textContent = `Σ R ${fmt(msg.summary.inputRelevanceSum)} · rel. error ${err}`;
         },
       }),
     );
   } catch (e) {
     if (!(e instanceof EngineError && e.trap)) notify(`Comparison failed: ${errorText(e)}`);
   }
+}
+
+// ---------------------------------------------------------------------------------------
+// Insertion and deletion (the paper's faithfulness metrics), computed by the engine
+
+// Okabe–Ito colours, distinguishable with the common colour-vision deficiencies
+const EVAL_METHODS = new Map([
+  ['flows_skip', { label: 'flows_skip', color: '#0072b2' }],
+  ['flows_skip_simple', { label: 'flows_skip_simple', color: '#56b4e9' }],
+  ['latest', { label: 'latest', color: '#009e73' }],
+  ['simple', { label: 'simple', color: '#cc79a7' }],
+  ['conventional', { label: 'conventional LRP', color: '#d55e00' }],
+  ['gradient', { label: 'gradient × input', color: '#e69f00' }],
+  ['random', { label: 'random', color: '#8c8c8c', dash: [5, 4] }],
+]);
+
+/** The method shown above, as a key of EVAL_METHODS. */
+function currentMethod() {
+  const method = document.querySelector('input[name="method"]:checked').value;
+  return method === 'gradient' ? 'gradient' : $('variant').value;
+}
+
+function evalSettings() {
+  const quantize = Number($('eval-quantize').value);
+  const step = Number($('eval-step').value);
+  return { quantize, step, stepOk: Number.isInteger(step) && step >= 1 };
+}
+
+/** Everything the curves depend on besides the method; null when there is nothing to evaluate. */
+function evalContext() {
+  if (!state.model || !state.image || state.target === null) return null;
+  const { quantize, step } = evalSettings();
+  return JSON.stringify([imageKey(), state.target, $('composite').value, $('start').value, quantize, step]);
+}
+
+function evalOptions(key) {
+  const { quantize, step } = evalSettings();
+  const o = { target: state.target, quantize, step };
+  if (key === 'random') return { ...o, method: 'random', seed: 0 };
+  if (key === 'gradient') return { ...o, method: 'gradient', start: $('start').value };
+  return { ...o, method: 'lrp', composite: $('composite').value, variant: key, start: $('start').value };
+}
+
+/** The current method first, then the ticked ones. */
+function shownMethods() {
+  const cur = currentMethod();
+  return [cur, ...[...EVAL_METHODS.keys()].filter((k) => k !== cur && state.evaluation.checked.has(k))];
+}
+
+/** Drops curves that no longer match the photo, class or settings, and redraws. */
+function syncEvaluation() {
+  const ev = state.evaluation;
+  const context = evalContext();
+  if (context !== ev.context) {
+    ev.context = context;
+    ev.results.clear();
+    if (ev.running) {
+      // the run's remaining methods are not requested; its last answer is dropped
+      state.seq.evaluate++;
+      ev.running = null;
+    }
+  }
+  renderEvaluation();
+}
+
+/** Evaluates every shown method that has no curves yet, one request at a time. */
+async function evaluate() {
+  const ev = state.evaluation;
+  if (ev.running) return;
+  const fail = (text) => notify(text, 'error', 'evaluate-error');
+  if (!state.model) return fail('Load a model first.');
+  if (!state.image) return fail('Insertion and deletion need a photo: drop one or pick a sample first.');
+  if (state.image.kind !== 'photo') {
+    return fail(
+      `Insertion and deletion black out pixels of a photo; ${state.image.item.name} is a preprocessed tensor. ` +
+        'Drop or pick a photo to evaluate.',
+    );
+  }
+  if (state.target === null) return fail('Pick a class to evaluate first.');
+  if (!evalSettings().stepOk) {
+    $('eval-step').focus();
+    return fail(`Pixels per step: “${$('eval-step').value}” is not a whole number of at least 1.`);
+  }
+  syncEvaluation();
+  const token = ++state.seq.evaluate;
+  ev.running = { token, finished: 0, key: null, done: 0, total: 0 };
+  renderEvaluation();
+  try {
+    for (;;) {
+      const key = shownMethods().find((k) => !ev.results.has(k)); // a box ticked meanwhile joins the run
+      if (!key || token !== state.seq.evaluate) break;
+      Object.assign(ev.running, { key, done: 0, total: 0 });
+      renderProgress();
+      const options = evalOptions(key);
+      const context = ev.context;
+      const t0 = performance.now();
+      const res = await state.engine.request('evaluate', { options }, {
+        onProgress: (msg) => {
+          if (token !== state.seq.evaluate || !msg.total) return;
+          Object.assign(ev.running, { done: msg.done, total: msg.total });
+          renderProgress();
+        },
+      });
+      if (token !== state.seq.evaluate || context !== ev.context) break;
+      ev.results.set(key, { key, options, evaluation: res.evaluation, ms: performance.now() - t0 });
+      ev.running.finished++;
+      renderEvaluation();
+    }
+  } catch (e) {
+    // a trap is reported by recover(); a stop by stopEvaluation()
+    if (!(e instanceof EngineError && e.trap)) fail(`Could not evaluate: ${errorText(e)}`);
+  } finally {
+    if (ev.running?.token === token) ev.running = null;
+    renderEvaluation();
+  }
+}
+
+/** Ends a running evaluation by replacing the worker (the engine cannot be interrupted otherwise). */
+async function stopEvaluation() {
+  const ev = state.evaluation;
+  if (!ev.running) return;
+  state.seq.evaluate++;
+  ev.running = null;
+  renderEvaluation();
+  state.engine.stop('the evaluation was stopped');
+  try {
+    await busy('Stopping the evaluation…', () => respawn(true));
+  } catch (e) {
+    notify(`The engine could not be restarted: ${errorText(e)}`, 'error', 'engine-error');
+    return;
+  }
+  notify('Evaluation stopped; the curves finished before are kept.', 'info', 'evaluate-stopped');
+  await explain(); // an explanation asked for meanwhile went with the old worker
+}
+
+function imagesPerCurve(step) {
+  const { height, width } = state.model.info.input;
+  return Math.ceil((height * width) / step);
+}
+
+function renderProgress() {
+  const run = state.evaluation.running;
+  const box = $('eval-progress');
+  box.hidden = !run;
+  if (!run) {
+    $('eval-progress-text').textContent = '';
+    return;
+  }
+  const count = run.finished + shownMethods().filter((k) => !state.evaluation.results.has(k)).length;
+  const label = EVAL_METHODS.get(run.key)?.label ?? '…';
+  const passes = run.total ? `${run.done} / ${run.total} forward passes` : 'explaining…';
+  $('eval-progress-text').textContent = `Evaluating ${label} (${Math.min(run.finished + 1, count)} of ${count}): ${passes}`;
+  const bar = $('eval-progress-bar');
+  bar.value = Math.min(1, (run.finished + (run.total ? run.done / run.total : 0)) / Math.max(1, count));
+  bar.setAttribute('aria-label', 'evaluation progress');
+}
+
+function renderEvalMethods() {
+  const box = $('eval-methods');
+  const cur = currentMethod();
+  const ev = state.evaluation;
+  if (box.querySelectorAll('input').length !== EVAL_METHODS.size) {
+    box.querySelectorAll('label').forEach((l) => l.remove());
+    for (const [key, { label, color }] of EVAL_METHODS) {
+      const l = document.createElement('label');
+      l.className = 'check';
+      const input = document.createElement('input');
+      input.type = 'checkbox';
+      input.value = key;
+      input.dataset.testid = `eval-method-${key}`;
+      input.onchange = () => {
+        if (input.checked) ev.checked.add(key);
+        else ev.checked.delete(key);
+        renderEvaluation();
+        // once curves are on screen, a ticked method is added right away
+        if (input.checked && !ev.running && ev.results.size && !ev.results.has(key)) evaluate();
+      };
+      const sw = document.createElement('span');
+      sw.className = 'swatch';
+      sw.style.borderColor = color;
+      sw.setAttribute('aria-hidden', 'true');
+      const text = document.createElement('span');
+      text.className = 'name';
+      l.append(input, sw, text);
+      l.dataset.label = label;
+      box.append(l);
+    }
+  }
+  for (const l of box.querySelectorAll('label')) {
+    const input = l.querySelector('input');
+    const isCurrent = input.value === cur;
+    input.checked = isCurrent || ev.checked.has(input.value);
+    input.disabled = isCurrent;
+    l.querySelector('.name').textContent = isCurrent ? `${l.dataset.label} (current)` : l.dataset.label;
+    l.title = isCurrent ? 'the method shown above is always evaluated' : '';
+  }
+}
+
+function renderEvaluation() {
+  const ev = state.evaluation;
+  renderEvalMethods();
+  renderProgress();
+  const running = Boolean(ev.running);
+  for (const id of ['evaluate-button', 'evaluate-shortcut']) $(id).disabled = !state.model || running;
+  $('evaluate-stop').hidden = !running;
+  $('evaluate-section').setAttribute('aria-busy', String(running));
+  document.body.dataset.evaluating = String(running);
+
+  const { quantize, step, stepOk } = evalSettings();
+  $('eval-step-hint').textContent =
+    state.model && stepOk
+      ? `${imagesPerCurve(step)} images per curve, up to ${2 * imagesPerCurve(step)} forward passes per method` +
+        (quantize ? ' (fewer: repeated masks run once)' : '')
+      : '';
+
+  const shown = shownMethods().filter((k) => ev.results.has(k));
+  const summary = $('eval-summary');
+  if (!ev.context) {
+    summary.textContent = state.image?.kind === 'tensor'
+      ? 'Insertion and deletion need a photo (not a preprocessed tensor).'
+      : 'Pick a photo and a class, then press Evaluate.';
+  } else {
+    const first = ev.results.values().next().value?.evaluation;
+    const cls = state.model.names ? `“${className(state.target)}” (class ${state.target})` : `class ${state.target}`;
+    const ranking = quantize ? `${quantize}-level heat quantization` : 'raw relevance';
+    const p = first ? ` · probability on the full photo ${first.probability.toFixed(4)}` : '';
+    const missing = shownMethods().filter((k) => !ev.results.has(k)).map((k) => EVAL_METHODS.get(k).label);
+    const todo = missing.length && !running ? ` · press Evaluate for ${missing.join(', ')}` : '';
+    summary.textContent = `${state.image.item.name}, ${cls}${p} · ranking: ${ranking}, ${step} pixels per step${todo}`;
+  }
+
+  $('eval-results').hidden = shown.length === 0;
+  if (!shown.length) {
+    ev.rows = null;
+    window.__lastEvaluation = null;
+    return;
+  }
+  const rows = shown.map((key) => ({ key, ...EVAL_METHODS.get(key), ...ev.results.get(key), current: key === currentMethod() }));
+  ev.rows = rows;
+  drawEvaluationPlots(rows);
+  renderLegend(rows);
+  renderEvalTable(rows);
+  window.__lastEvaluation = {
+    seq: ++ev.drawn,
+    context: ev.context,
+    target: state.target,
+    model: state.model.key,
+    image: state.image.item.name,
+    rows: rows.map((r) => ({ key: r.key, options: r.options, ms: r.ms, ...r.evaluation })),
+  };
+  document.body.dataset.evaluated = String(ev.drawn);
+}
+
+function drawEvaluationPlots(rows) {
+  const reference = rows[0].evaluation.probability;
+  for (const curve of ['insertion', 'deletion']) {
+    const canvas = $(`${curve}-plot`);
+    const series = rows.map((r) => {
+      const c = r.evaluation[curve];
+      const x = c.kept.map((k) => (curve === 'insertion' ? k : 1 - k));
+      return { ...r, x, y: c.probabilities };
+    });
+    plotCurves(canvas, curve, series, reference);
+    const what = rows.map((r) => `${r.label} ${r.evaluation[curve].auc.toFixed(3)}`).join(', ');
+    canvas.setAttribute('aria-label', `${curve === 'insertion' ? 'Insertion' : 'Deletion'} curves, probability of the class against the fraction of pixels ${curve === 'insertion' ? 'inserted' : 'deleted'}; areas: ${what}`);
+  }
+}
+
+/** Probability against the fraction of pixels inserted (deleted), both axes 0..1. */
+function plotCurves(canvas, curve, series, reference) {
+  const dpr = window.devicePixelRatio || 1;
+  const w = Math.max(240, Math.round(canvas.clientWidth || 420));
+  const h = Math.round(w * 0.7);
+  canvas.width = Math.round(w * dpr);
+  canvas.height = Math.round(h * dpr);
+  const ctx = canvas.getContext('2d');
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  const css = getComputedStyle(document.documentElement);
+  const colour = (name, dflt) => css.getPropertyValue(name).trim() || dflt;
+  const [text, muted, grid] = [colour('--text', '#1d2330'), colour('--muted', '#5d6778'), colour('--line', '#dde1e8')];
+  const m = { left: 48, right: 20, top: 10, bottom: 40 };
+  const pw = w - m.left - m.right;
+  const ph = h - m.top - m.bottom;
+  const X = (v) => m.left + v * pw;
+  const Y = (v) => m.top + (1 - v) * ph;
+  ctx.clearRect(0, 0, w, h);
+  ctx.font = '11px system-ui, sans-serif';
+  ctx.lineWidth = 1;
+  ctx.setLineDash([]);
+  for (let i = 0; i <= 4; i++) {
+    const v = i / 4;
+    ctx.strokeStyle = grid;
+    ctx.beginPath();
+    ctx.moveTo(X(v), Y(0));
+    ctx.lineTo(X(v), Y(1));
+    ctx.moveTo(X(0), Y(v));
+    ctx.lineTo(X(1), Y(v));
+    ctx.stroke();
+    ctx.fillStyle = muted;
+    ctx.textAlign = 'center';
+    ctx.textBaseline = 'top';
+    ctx.fillText(`${i * 25} %`, X(v), Y(0) + 4);
+    ctx.textAlign = 'right';
+    ctx.textBaseline = 'middle';
+    ctx.fillText(v.toFixed(2), X(0) - 5, Y(v));
+  }
+  ctx.strokeStyle = muted;
+  ctx.strokeRect(X(0), Y(1), pw, ph);
+  ctx.fillStyle = text;
+  ctx.textAlign = 'center';
+  ctx.textBaseline = 'bottom';
+  ctx.fillText(`pixels ${curve === 'insertion' ? 'inserted' : 'deleted'}, most relevant first`, X(0.5), h - 2);
+  ctx.save();
+  ctx.translate(11, Y(0.5));
+  ctx.rotate(-Math.PI / 2);
+  ctx.textBaseline = 'middle';
+  ctx.fillText('probability of the class', 0, 0);
+  ctx.restore();
+  // the full photo's probability, for reference
+  ctx.strokeStyle = muted;
+  ctx.setLineDash([2, 3]);
+  ctx.beginPath();
+  ctx.moveTo(X(0), Y(reference));
+  ctx.lineTo(X(1), Y(reference));
+  ctx.stroke();
+  // the current method last, on top
+  const order = [...series.filter((s) => !s.current), ...series.filter((s) => s.current)];
+  for (const s of order) {
+    ctx.strokeStyle = s.color;
+    ctx.fillStyle = s.color;
+    ctx.lineWidth = s.current ? 2.5 : 1.5;
+    ctx.setLineDash(s.dash ?? []);
+    ctx.beginPath();
+    s.x.forEach((x, i) => (i ? ctx.lineTo(X(x), Y(s.y[i])) : ctx.moveTo(X(x), Y(s.y[i]))));
+    ctx.stroke();
+    ctx.setLineDash([]);
+    if (s.x.length <= 40) {
+      for (let i = 0; i < s.x.length; i++) {
+        ctx.beginPath();
+        ctx.arc(X(s.x[i]), Y(s.y[i]), s.current ? 3 : 2, 0, 2 * Math.PI);
+        ctx.fill();
+      }
+    } else {
+      // the last point (the full photo for insertion, black for deletion)
+      ctx.beginPath();
+      ctx.arc(X(s.x[s.x.length - 1]), Y(s.y[s.y.length - 1]), 2.5, 0, 2 * Math.PI);
+      ctx.fill();
+    }
+  }
+}
+
+function renderLegend(rows) {
+  const ul = $('eval-legend');
+  ul.replaceChildren();
+  for (const r of rows) {
+    const li = document.createElement('li');
+    const sw = document.createElement('span');
+    sw.className = r.dash ? 'swatch dashed' : 'swatch';
+    sw.style.borderColor = r.color;
+    sw.setAttribute('aria-hidden', 'true');
+    li.append(sw, `${r.label}${r.current ? ' (current)' : ''}`);
+    ul.append(li);
+  }
+  const li = document.createElement('li');
+  const sw = document.createElement('span');
+  sw.className = 'swatch dotted';
+  sw.setAttribute('aria-hidden', 'true');
+  li.append(sw, 'full photo');
+  ul.append(li);
+}
+
+function renderEvalTable(rows) {
+  const tb = $('eval-table').querySelector('tbody');
+  tb.replaceChildren();
+  for (const r of rows) {
+    const e = r.evaluation;
+    const tr = document.createElement('tr');
+    tr.dataset.method = r.key;
+    tr.dataset.testid = `eval-row-${r.key}`;
+    if (r.current) tr.className = 'current';
+    const name = document.createElement('th');
+    name.scope = 'row';
+    const sw = document.createElement('span');
+    sw.className = r.dash ? 'swatch dashed' : 'swatch';
+    sw.style.borderColor = r.color;
+    sw.setAttribute('aria-hidden', 'true');
+    name.append(sw, `${r.label}${r.current ? ' (current)' : ''}`);
+    name.title = r.key === 'random' ? 'a seeded random ranking of the pixels' : r.options.method === 'lrp' ? `LRP, ${r.options.composite}, ${r.options.variant}` : 'gradient × input';
+    tr.append(name);
+    for (const [field, v, text] of [
+      ['insertion', e.insertion.auc, e.insertion.auc.toFixed(3)],
+      ['deletion', e.deletion.auc, e.deletion.auc.toFixed(3)],
+      ['id', e.id, e.id.toFixed(3)],
+      ['passes', e.forwardPasses, String(e.forwardPasses)],
+      ['time', r.ms, `${(r.ms / 1000).toFixed(1)} s`],
+    ]) {
+      const td = document.createElement('td');
+      td.dataset.field = field;
+      td.dataset.value = String(v);
+      td.textContent = text;
+      tr.append(td);
+    }
+    tb.append(tr);
+  }
+}
+
+function csvField(v) {
+  const s = String(v);
+  return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+function downloadEvaluationCsv() {
+  const data = window.__lastEvaluation;
+  if (!data) return;
+  const head = ['model', 'photo', 'class', 'class_name', 'method', 'composite', 'start', 'quantize', 'step', 'curve', 'auc', 'image', 'fraction_of_pixels', 'probability'];
+  const lines = [head.join(',')];
+  for (const r of data.rows) {
+    for (const curve of ['insertion', 'deletion']) {
+      const c = r[curve];
+      c.probabilities.forEach((p, i) => {
+        const fraction = curve === 'insertion' ? c.kept[i] : 1 - c.kept[i];
+        const o = r.options;
+        const row = [data.model, data.image, data.target, className(data.target), r.key, o.composite ?? '', o.start ?? '', o.quantize, o.step, curve, c.auc, i, fraction, p];
+        lines.push(row.map(csvField).join(','));
+      });
+    }
+  }
+  const stem = `${data.image.replace(/\.[^.]+$/, '')}.${className(data.target).replace(/[^\w-]+/g, '_')}`;
+  save(new TextEncoder().encode(`${lines.join('\n')}\n`), `${stem}.insertion_deletion.csv`, 'text/csv');
 }
 
 // ---------------------------------------------------------------------------------------
@@ -999,22 +1448,26 @@ async function recover(reason) {
   const withImage = state.crashes.length <= 2; // a photo that crashes twice is not fed again
   const note = notify(`The engine stopped (${reason}); restarting it…`, 'info', 'restart-notice');
   try {
-    await busy('Restarting the engine…', async () => {
-      state.engine.spawn();
-      await state.engine.request('init');
-      if (state.model) await state.engine.request('load', { bytes: await modelBytes(state.model), preprocess: state.model.preprocess });
-      if (state.image && withImage) await feed(state.image);
-    });
+    await busy('Restarting the engine…', () => respawn(withImage));
     const what = state.image && withImage ? 'the model and the photo were reloaded' : 'the model was reloaded';
     note.querySelector('.text').textContent = `The engine stopped (${reason}). It was restarted and ${what}.`;
     if (state.image && !withImage) {
       state.image = null;
       state.explanation = null;
+      syncEvaluation();
     }
   } catch (e) {
     note.remove();
     notify(`The engine could not be restarted: ${errorText(e)}`, 'error', 'engine-error');
   }
+}
+
+/** A fresh worker with the current model (and photo): what the page had before it stopped. */
+async function respawn(withImage = true) {
+  state.engine.spawn();
+  await state.engine.request('init');
+  if (state.model) await state.engine.request('load', { bytes: await modelBytes(state.model), preprocess: state.model.preprocess });
+  if (state.image && withImage) await feed(state.image);
 }
 
 async function modelBytes(m) {
@@ -1095,15 +1548,40 @@ function bind() {
     }
   });
 
-  for (const el of document.querySelectorAll('input[name="method"]')) el.onchange = () => explain();
+  for (const el of document.querySelectorAll('input[name="method"]')) {
+    el.onchange = () => {
+      syncEvaluation();
+      explain();
+    };
+  }
   for (const id of ['variant', 'composite', 'start', 'quantize']) {
     $(id).onchange = () => {
       if (id !== 'variant') clearCompare();
+      syncEvaluation();
       explain();
     };
   }
   for (const id of ['colormap', 'sign', 'opacity', 'clip']) $(id).oninput = rerender;
   $('compare-button').onclick = compareAll;
+  $('evaluate-button').onclick = evaluate;
+  $('evaluate-shortcut').onclick = () => {
+    $('evaluate-section').scrollIntoView({ behavior: 'smooth', block: 'start' });
+    evaluate();
+  };
+  $('evaluate-stop').onclick = stopEvaluation;
+  $('evaluate-form').onsubmit = (e) => {
+    e.preventDefault();
+    evaluate();
+  };
+  $('eval-quantize').onchange = syncEvaluation;
+  $('eval-step').onchange = syncEvaluation;
+  $('eval-csv').onclick = downloadEvaluationCsv;
+  const redraw = () => {
+    const rows = state.evaluation.rows;
+    if (rows?.length && !$('eval-results').hidden) drawEvaluationPlots(rows);
+  };
+  new ResizeObserver(redraw).observe($('eval-results'));
+  matchMedia('(prefers-color-scheme: dark)').addEventListener?.('change', redraw);
   $('download-overlay').onclick = downloadOverlay;
   $('download-heatmap').onclick = downloadHeatmap;
   $('download-npy').onclick = downloadNpy;
@@ -1158,6 +1636,7 @@ async function loadManifests() {
 
 async function main() {
   bind();
+  renderEvaluation();
   drawLegend(0);
   $('overlay').classList.add('empty');
   const params = new URLSearchParams(location.search);

@@ -13,6 +13,11 @@
 //   input    {data}                          → {prediction}      (a preprocessed tensor)
 //   explain  {options}                       → {summary, map, relevance}
 //   explainMany {list: [{key, options}]}     → progress {key, summary, map} per item, then {count}
+//   evaluate {options}                       → progress {done, total} after every forward pass, then
+//                                              {evaluation}: the insertion and deletion curves of the
+//                                              current photo (`Explainer.evaluate`); needs a photo
+//                                              (`image`), not a tensor (`input`); leaves the last
+//                                              explanation as it was
 //   crash                                    → the worker throws outside any request (used by the
 //                                              page's tests to exercise recovery)
 
@@ -112,6 +117,14 @@ const handlers = {
       progress({ key, index: i, total: list.length, summary, map }, [map.buffer]);
     });
     return { count: list.length };
+  },
+
+  async evaluate({ options }, progress) {
+    const ex = need();
+    // called synchronously from inside the engine after every forward pass: the page gets these
+    // messages while the evaluation is still running
+    const evaluation = ex.evaluate(options, (done, total) => progress({ done, total }));
+    return { evaluation };
   },
 
   async crash() {
