@@ -1299,16 +1299,12 @@ function plotCurves(canvas, curve, series, reference) {
     s.x.forEach((x, i) => (i ? ctx.lineTo(X(x), Y(s.y[i])) : ctx.moveTo(X(x), Y(s.y[i]))));
     ctx.stroke();
     ctx.setLineDash([]);
-    if (s.x.length <= 40) {
-      for (let i = 0; i < s.x.length; i++) {
-        ctx.beginPath();
-        ctx.arc(X(s.x[i]), Y(s.y[i]), s.current ? 3 : 2, 0, 2 * Math.PI);
-        ctx.fill();
-      }
-    } else {
-      // the last point (the full photo for insertion, black for deletion)
+    // dots where a quantized ranking makes few distinct images; else only the last one (the full
+    // photo for insertion, black for deletion)
+    const dots = s.x.map((x, i) => [x, s.y[i]]).filter(([x, y], i) => i === 0 || x !== s.x[i - 1] || y !== s.y[i - 1]);
+    for (const [x, y] of dots.length <= 40 ? dots : dots.slice(-1)) {
       ctx.beginPath();
-      ctx.arc(X(s.x[s.x.length - 1]), Y(s.y[s.y.length - 1]), 2.5, 0, 2 * Math.PI);
+      ctx.arc(X(x), Y(y), s.current ? 3 : 2, 0, 2 * Math.PI);
       ctx.fill();
     }
   }

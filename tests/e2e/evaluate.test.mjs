@@ -411,7 +411,7 @@ test('another class clears the curves; another method keeps the others and asks 
   assert.deepEqual((await tableRows()).map((r) => r.key), ['gradient', 'random'], 'flows_skip is not ticked: hidden');
   assert.match(await page.textContent('[data-testid="eval-summary"]'), /press Evaluate for latest/);
   let s = await evalSeq();
-  await page.click('[data-testid="evaluate"]');
+  await page.click('[data-testid="evaluate-shortcut"]'); // the button next to the explanation controls
   let data = await evaluated(s, 3);
   assert.deepEqual(data.rows.map((r) => r.key), ['latest', 'gradient', 'random']);
   const s1 = await seq();
