@@ -1117,7 +1117,6 @@ function renderProgress() {
   $('eval-progress-text').textContent = `Evaluating ${label} (${Math.min(run.finished + 1, count)} of ${count}): ${passes}`;
   const bar = $('eval-progress-bar');
   bar.value = Math.min(1, (run.finished + (run.total ? run.done / run.total : 0)) / Math.max(1, count));
-  bar.setAttribute('aria-label', 'evaluation progress');
 }
 
 function renderEvalMethods() {
