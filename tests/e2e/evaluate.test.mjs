@@ -4,8 +4,9 @@
 //   node tests/e2e/evaluate.test.mjs          or          node --test tests/e2e/
 //
 // Needs: www/pkg (./build.sh wasm), www/models + www/photos (./build.sh assets), Debian's
-// /usr/bin/chromium (CHROMIUM overrides) and `npm ci` for playwright-core. Set E2E_SKIP_REAL=1
-// to skip the run on EfficientNet-Lite0.
+// /usr/bin/chromium (CHROMIUM overrides) and `npm ci` for playwright-core; the native CLI
+// (target/debug/resnet-lrp, RESNET_LRP_CLI overrides) for the parity check of step 8, which is
+// skipped without it. Set E2E_SKIP_REAL=1 to skip the run on EfficientNet-Lite0.
 //
 // What it checks, in order, on one browser profile (a test ResNet unless said otherwise):
 //  1. Evaluate with no photo gives a readable error, and the page goes on to explain a photo;
@@ -19,10 +20,12 @@
 //  5. gradient × input shows "n/a" for the conservation error;
 //  6. a bad step and a preprocessed tensor give readable errors, and the page keeps working;
 //  7. Stop ends a long evaluation; the model and the photo stay;
-//  8. EfficientNet-Lite0 on chelsea.png with 8-level heat quantization (the paper's setting);
+//  8. EfficientNet-Lite0 on chelsea.png with 8-level heat quantization (the paper's setting), and
+//     the native CLI's `evaluate` on exactly the pixels the page fed the engine gives the same curves;
 //  9. every request went to 127.0.0.1 and the page raised no uncaught errors.
 
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -30,6 +33,7 @@ import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import { serve } from './serve.mjs';
+import { encodePng } from '../../www/overlay.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..', '..');
@@ -37,6 +41,7 @@ const WWW = path.join(ROOT, 'www');
 const FIXTURES = path.join(ROOT, 'tests', 'fixtures');
 const OUT = path.join(HERE, 'out');
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const CLI = process.env.RESNET_LRP_CLI ?? path.join(ROOT, 'target', 'debug', 'resnet-lrp');
 const T = { load: 120_000, explain: 90_000, evaluate: 120_000 };
 const COLOURS = { flows_skip: [0x00, 0x72, 0xb2], random: [0x8c, 0x8c, 0x8c], gradient: [0xe6, 0x9f, 0x00] };
 
@@ -565,6 +570,37 @@ test('EfficientNet-Lite0 on chelsea.png with 8-level heat quantization', { skip:
   assert.ok(row.insertion.auc > row.deletion.auc, `a cat's relevant pixels matter: ID ${row.id}`);
   for (const id of ['insertion-plot', 'deletion-plot']) assert.ok((await countColour(id, COLOURS.flows_skip)) > 50, `${id} is drawn`);
   await page.locator('[data-testid="evaluate-section"]').screenshot({ path: path.join(OUT, 'evaluate-efficientnet-chelsea.png') });
+
+  // the same pixels through the native CLI
+  if (!fs.existsSync(CLI)) {
+    t.diagnostic(`no ${path.relative(ROOT, CLI)}: parity with the CLI not checked`);
+  } else {
+    const fed = await page.evaluate(() => window.__lrp.fedImage());
+    const dir = fs.mkdtempSync(path.join(userDataDir, 'fed-'));
+    fs.writeFileSync(path.join(dir, 'chelsea.png'), await encodePng(Uint8ClampedArray.from(fed.rgba), fed.width, fed.height));
+    const csv = path.join(userDataDir, 'cli-evaluate.csv');
+    await timed('EfficientNet-Lite0: CLI evaluate', () =>
+      execFileSync(CLI, ['evaluate', '--model', path.join(WWW, 'models', 'efficientnet_lite0.onnx'), '--images', dir,
+        '--methods', 'flows_skip', '--quantize', '8', '--step', '500', '--target', String(row.target),
+        '--scale', '255', '--mean', '127,127,127', '--std', '128,128,128', '--csv', csv], { encoding: 'utf8' }),
+    );
+    const [head, line] = fs.readFileSync(csv, 'utf8').trim().split('\n');
+    const native = Object.fromEntries(head.split(',').map((k, i) => [k, line.split(',')[i]]));
+    assert.equal(Number(native.target), row.target);
+    const curve = (s) => s.split(' ').map(Number);
+    for (const [what, web, cli] of [
+      ['probability', row.probability, Number(native.probability)],
+      ['insertion', row.insertion.auc, Number(native.insertion)],
+      ['deletion', row.deletion.auc, Number(native.deletion)],
+      ['ID', row.id, Number(native.id)],
+      ...curve(native.insertion_curve).map((p, i) => [`insertion image ${i}`, row.insertion.probabilities[i], p]),
+      ...curve(native.deletion_curve).map((p, i) => [`deletion image ${i}`, row.deletion.probabilities[i], p]),
+    ]) {
+      assert.ok(Math.abs(web - cli) <= 1e-3, `${what}: page ${web} vs CLI ${cli}`);
+    }
+    assert.equal(Number(native.forward_passes), row.forwardPasses);
+    t.diagnostic(`CLI on the fed pixels: insertion ${Number(native.insertion).toFixed(4)}, deletion ${Number(native.deletion).toFixed(4)}`);
+  }
   t.diagnostic(`EfficientNet-Lite0 chelsea.png flows_skip q8: insertion ${row.insertion.auc.toFixed(4)}, deletion ${row.deletion.auc.toFixed(4)}, ID ${row.id.toFixed(4)}, ${row.forwardPasses} forward passes, ${Math.round(row.ms)} ms`);
 });
 
