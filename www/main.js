@@ -187,6 +187,9 @@ function notify(text, kind = 'error', testid) {
   return el;
 }
 
+/** Models larger than this are refused before they are read (the engine's own limit too). */
+const MAX_MODEL_BYTES = 500e6;
+
 const errorText = (e) => (e instanceof Error ? e.message : String(e));
 
 // ---------------------------------------------------------------------------------------
@@ -537,8 +540,20 @@ async function addFiles(fileList, origin = 'drop') {
   const photos = files.filter((f) => !models.includes(f) && !tensors.includes(f));
   if (models.length) {
     if (models.length > 1) notify(`Only one model at a time: opening ${models[0].name}.`, 'info');
-    const bytes = new Uint8Array(await models[0].arrayBuffer());
-    await loadModel(candidateFromFile(models[0], bytes));
+    const f = models[0];
+    const still = state.model ? ` Still using ${state.model.label}.` : '';
+    if (f.size > MAX_MODEL_BYTES) {
+      const mb = Math.ceil(f.size / 1e6);
+      notify(`Could not load ${f.name}: the file is ${mb} MB; models above ${MAX_MODEL_BYTES / 1e6} MB are refused.${still}`, 'error', 'model-error');
+    } else {
+      let bytes = null;
+      try {
+        bytes = new Uint8Array(await f.arrayBuffer());
+      } catch (e) {
+        notify(`Could not load ${f.name}: the file could not be read (${errorText(e)}).${still}`, 'error', 'model-error');
+      }
+      if (bytes) await loadModel(candidateFromFile(f, bytes));
+    }
   }
   const added = [];
   for (const f of tensors) {
@@ -1671,6 +1686,7 @@ async function main() {
 // Hooks for the page's end-to-end tests (and for the curious, from the console).
 window.__lrp = {
   state,
+  addFiles,
   /** The pixels the engine was fed for the current photo (RGBA, before its own resize). */
   fedImage() {
     const f = state.image?.fed;
