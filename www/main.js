@@ -396,7 +396,9 @@ function showModelInfo() {
   const convs = count('conv') + count('dense');
   $('model-info').textContent =
     `Input ${input.name} [${input.shape.join('×')}] ${input.layout}; ${numClasses} classes; ` +
-    `${convs} weighted layers, ${count('add')} residual additions. ${m.note}`;
+    `${convs} weighted layers, ${count('add')} residual additions. ` +
+    (input.size_pinned ? `The model leaves the image size open: explained at ${input.height}×${input.width}. ` : '') +
+    m.note;
   $('credits').textContent = `Model — ${m.credit}`;
   const list = $('class-list');
   list.replaceChildren();

@@ -38,7 +38,12 @@ pub struct InputSpec {
     pub height: usize,
     /// Width.
     pub width: usize,
+    /// The model leaves height and width open; they were set to [`DEFAULT_SIDE`].
+    pub size_pinned: bool,
 }
+
+/// Height and width given to a model whose input leaves them open (ImageNet's 224).
+pub const DEFAULT_SIDE: usize = 224;
 
 impl InputSpec {
     fn from_shape(name: String, shape: &[usize]) -> Result<InputSpec> {
@@ -56,7 +61,7 @@ impl InputSpec {
             Layout::NCHW => (shape[1], shape[2], shape[3]),
             Layout::NHWC => (shape[3], shape[1], shape[2]),
         };
-        Ok(InputSpec { name, shape: shape.to_vec(), layout, channels, height, width })
+        Ok(InputSpec { name, shape: shape.to_vec(), layout, channels, height, width, size_pinned: false })
     }
 
     /// Index of the channel axis.
@@ -203,7 +208,8 @@ impl Model {
     /// # Errors
     /// [`Error::Load`] for bytes that are not a readable ONNX model (or are empty, or larger
     /// than [`MAX_MODEL_BYTES`]), or weights that are not finite,
-    /// [`Error::UnsupportedInput`] for a dynamic or non-image input,
+    /// [`Error::UnsupportedInput`] for a non-image input or dynamic channels (a dynamic batch
+    /// is pinned to 1, a dynamic height and width to [`DEFAULT_SIDE`]),
     /// [`Error::UnsupportedOp`] naming the first node the explainer cannot handle.
     pub fn from_onnx_bytes(bytes: &[u8]) -> Result<Model> {
         check_model_size(bytes.len() as u64)?;
@@ -220,23 +226,37 @@ impl Model {
             )));
         }
         let name = inference.node(inference.inputs[0].node).name.clone();
-        // pin a symbolic batch axis to 1; other dimensions must be fixed in the graph
+        // pin a symbolic batch axis to 1, and symbolic height and width of an image input to 224
         let fact = inference.input_fact(0).map_err(load_err)?.clone();
         let dims: Option<Vec<_>> = fact.shape.dims().map(|d| d.concretize()).collect();
-        let dims = dims.ok_or_else(|| Error::UnsupportedInput("the input rank is unknown".into()))?;
-        let mut shape = Vec::with_capacity(dims.len());
-        for (ax, d) in dims.iter().enumerate() {
-            match d.to_usize() {
-                Ok(v) => shape.push(v),
-                Err(_) if ax == 0 => shape.push(1),
-                Err(_) => {
-                    return Err(Error::UnsupportedInput(format!(
-                    "input `{name}` has a dynamic dimension {d} on axis {ax}; export the model with a fixed image size"
-                )))
-                }
+        let dims = dims.ok_or_else(|| Error::UnsupportedInput(format!("the rank of input `{name}` is unknown")))?;
+        let mut fixed: Vec<Option<usize>> = dims.iter().map(|d| d.to_usize().ok()).collect();
+        if let Some(b) = fixed.first_mut().filter(|b| b.is_none()) {
+            *b = Some(1);
+        }
+        let is_c = |d: Option<usize>| matches!(d, Some(1) | Some(3));
+        let spatial = match fixed.as_slice() {
+            [_, c, _, _] if is_c(*c) => Some([2, 3]),
+            [_, _, _, c] if is_c(*c) => Some([1, 2]),
+            _ => None,
+        };
+        let mut size_pinned = false;
+        for ax in spatial.into_iter().flatten() {
+            if fixed[ax].is_none() {
+                fixed[ax] = Some(DEFAULT_SIDE);
+                size_pinned = true;
             }
         }
-        let input = InputSpec::from_shape(name, &shape)?;
+        if let Some(ax) = fixed.iter().position(Option::is_none) {
+            return Err(Error::UnsupportedInput(format!(
+                "input `{name}` has a dynamic dimension {} on axis {ax} (shape {:?}); export the model with a \
+                 fixed number of channels",
+                dims[ax],
+                dims.iter().map(|d| d.to_string()).collect::<Vec<_>>()
+            )));
+        }
+        let shape: Vec<usize> = fixed.into_iter().map(|d| d.unwrap_or(1)).collect();
+        let input = InputSpec { size_pinned, ..InputSpec::from_shape(name, &shape)? };
         inference.set_input_fact(0, f32::fact(&shape).into()).map_err(load_err)?;
         let mut typed = guard(|| inference.into_typed())?.map_err(load_err)?;
         guard(|| declutter(&mut typed))?.map_err(load_err)?;

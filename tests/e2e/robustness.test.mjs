@@ -117,6 +117,9 @@ test('bad models end in a notice naming the problem and the page keeps its model
       assert.equal(await page.inputValue('[data-testid="model-select"]'), 'fixtures/basic_bn');
     } else {
       assert.notEqual(c.expect.startsWith('error') ? 'error' : 'ok', 'error', `${name} (${c.why}) was loaded`);
+      if (name === 'dynamic_hw.onnx') {
+        assert.match(await page.textContent('[data-testid="model-info"]'), /leaves the image size open: explained at 224×224/);
+      }
       await page.selectOption('[data-testid="model-select"]', 'fixtures/basic_bn');
       await page.waitForFunction(() => window.__lrp.state.model?.key === 'fixtures/basic_bn', null, { timeout: T });
       await idle(page);
