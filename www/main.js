@@ -111,6 +111,7 @@ const state = {
   imagenet: null,
   photos: [],
   candidates: [], // models that can be picked
+  engineInfo: null, // the engine's answer to `init`: {simd, relaxed, engine, relaxedSupported}
   model: null, // {key, label, source, entry, bytes, preprocess, resize, info, names, note}
   items: [], // photos and tensors the user added: {key, name, kind, file|data, url, credit}
   image: null, // the current item, prepared for the current model
@@ -159,6 +160,20 @@ async function busy(text, fn) {
       setStatus(readyText());
     }
   }
+}
+
+/** Which build of the engine the worker loaded (its answer to `init`), in small print next to the status. */
+function showEngine(answer) {
+  state.engineInfo = { simd: answer.simd, relaxed: answer.relaxed, engine: answer.engine, relaxedSupported: answer.relaxedSupported };
+  const el = $('engine-info');
+  el.textContent = answer.relaxed ? 'wasm relaxed SIMD' : 'wasm SIMD128';
+  el.dataset.engine = answer.engine ?? 'pkg';
+  el.title = answer.relaxed
+    ? 'The engine runs the WebAssembly build with relaxed SIMD (pkg-relaxed/): faster; its fused multiply-add may round differently from one CPU to another'
+    : answer.relaxedSupported
+      ? 'The engine runs the WebAssembly build with SIMD128 (pkg/): this server has no relaxed-SIMD build'
+      : 'The engine runs the WebAssembly build with SIMD128 (pkg/): this browser has no relaxed SIMD';
+  el.hidden = false;
 }
 
 function readyText() {
@@ -1477,7 +1492,7 @@ async function recover(reason) {
 /** A fresh worker with the current model (and photo): what the page had before it stopped. */
 async function respawn(withImage = true) {
   state.engine.spawn();
-  await state.engine.request('init');
+  showEngine(await state.engine.request('init'));
   if (state.model) await state.engine.request('load', { bytes: await modelBytes(state.model), preprocess: state.model.preprocess });
   if (state.image && withImage) await feed(state.image);
 }
@@ -1655,7 +1670,7 @@ async function main() {
   state.engine = new Engine((reason) => recover(reason));
   try {
     await busy('Starting the engine…', async () => {
-      await state.engine.request('init');
+      showEngine(await state.engine.request('init'));
       state.engine.started = true;
       await loadManifests();
     });

@@ -7,7 +7,9 @@
 // replaces this worker.
 //
 // Requests:
-//   init                                     → {simd}
+//   init                                     → {simd, relaxed, engine, relaxedSupported}: the build that
+//                                              was loaded (`engine`: "pkg-relaxed" with relaxed: true,
+//                                              else "pkg") and whether this browser validates relaxed SIMD
 //   load     {bytes, preprocess}             → {info}            (keeps the previous model on error)
 //   image    {rgba, width, height}           → {prediction}
 //   input    {data}                          → {prediction}      (a preprocessed tensor)
@@ -21,7 +23,11 @@
 //   crash                                    → the worker throws outside any request (used by the
 //                                              page's tests to exercise recovery)
 
-import init, { Explainer } from './pkg/resnet_lrp.js';
+// The engine comes in two builds (./build.sh wasm): pkg/ with SIMD128 and pkg-relaxed/ with SIMD128 and
+// relaxed SIMD (faster matrix kernels: f32x4.relaxed_madd). The relaxed build is loaded where the browser
+// validates relaxed SIMD and the server has it; pkg/ otherwise.
+let Explainer = null;
+let loaded = null; // the answer to `init`
 
 let explainer = null;
 let ready = null;
@@ -31,14 +37,55 @@ const SIMD_PROBE = new Uint8Array([
   0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11,
 ]);
 
+// A module using one relaxed-SIMD instruction (validates only where relaxed SIMD is supported):
+//   (module (func (result v128)
+//     (f32x4.relaxed_madd (i8x16.splat (i32.const 0)) (i8x16.splat (i32.const 0)) (i8x16.splat (i32.const 0)))))
+const RELAXED_PROBE = new Uint8Array([
+  0, 97, 115, 109, 1, 0, 0, 0, // magic, version 1
+  1, 5, 1, 96, 0, 1, 123, // type section: one type, func [] → [v128]
+  3, 2, 1, 0, // function section: one function of type 0
+  10, 19, 1, 17, 0, // code section: one body of 17 bytes, no locals
+  65, 0, 253, 15, // i32.const 0, i8x16.splat
+  65, 0, 253, 15,
+  65, 0, 253, 15,
+  253, 133, 2, // f32x4.relaxed_madd (0xfd, LEB128 0x105)
+  11, // end
+]);
+
+/** Whether the server has `url` (HEAD; a server that refuses HEAD counts as not having it). */
+async function exists(url) {
+  try {
+    const res = await fetch(url, { method: 'HEAD', cache: 'no-store' });
+    return res.ok;
+  } catch {
+    return false;
+  }
+}
+
+/** Imports one build of the engine and instantiates its wasm. */
+async function load(engine) {
+  const mod = engine === 'pkg-relaxed' ? await import('./pkg-relaxed/resnet_lrp.js') : await import('./pkg/resnet_lrp.js');
+  await mod.default();
+  Explainer = mod.Explainer;
+  loaded = { simd: true, relaxed: engine === 'pkg-relaxed', engine, relaxedSupported: WebAssembly.validate(RELAXED_PROBE) };
+}
+
 async function start() {
   if (!WebAssembly.validate(SIMD_PROBE)) {
     throw new Error(
       'this browser does not support WebAssembly SIMD (Chrome/Edge ≥ 91, Firefox ≥ 89, Safari ≥ 16.4 do)',
     );
   }
+  if (WebAssembly.validate(RELAXED_PROBE) && (await exists(new URL('./pkg-relaxed/resnet_lrp.js', import.meta.url)))) {
+    try {
+      await load('pkg-relaxed');
+      return;
+    } catch (e) {
+      console.warn(`the relaxed-SIMD engine (pkg-relaxed/) could not be loaded, using pkg/: ${message(e)}`);
+    }
+  }
   try {
-    await init();
+    await load('pkg');
   } catch (e) {
     throw new Error(`could not load the engine (pkg/resnet_lrp_bg.wasm): ${message(e)}`);
   }
@@ -68,7 +115,7 @@ const post = (msg, transfer = []) => self.postMessage(msg, transfer);
 
 const handlers = {
   async init() {
-    return { simd: true };
+    return { ...loaded };
   },
 
   async load({ bytes, preprocess }, progress) {

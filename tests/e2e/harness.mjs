@@ -44,21 +44,22 @@ export function need(file, how) {
 
 /**
  * Serves www/ (test models from tests/fixtures) and opens a page in a fresh Chromium profile.
+ * `mounts` adds URL prefixes served from other directories (see serve.mjs), `args` Chromium flags.
  * Returns `{page, context, server, requests, pageErrors, profile, close}`; `requests` collects every
  * URL the browser asked for, `pageErrors` every uncaught error of the page.
  */
-export async function openPage(name) {
+export async function openPage(name, { mounts = {}, args = [] } = {}) {
   need(path.join(WWW, 'pkg', 'resnet_lrp.js'), 'build the wasm with ./build.sh wasm');
   need(path.join(WWW, 'photos', 'photos.json'), 'prepare the photos with ./build.sh assets');
   need(CHROMIUM, 'install Debian’s chromium (apt-get install chromium)');
   const { chromium } = await import('playwright-core');
   fs.mkdirSync(OUT, { recursive: true });
-  const server = await serve({ root: WWW, mounts: { '/models/fixtures/': FIXTURES } });
+  const server = await serve({ root: WWW, mounts: { '/models/fixtures/': FIXTURES, ...mounts } });
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), `resnet-lrp-e2e-${name}-`));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
-    args: CHROMIUM_ARGS,
+    args: [...CHROMIUM_ARGS, ...args],
     viewport: { width: 1400, height: 1000 },
     acceptDownloads: true,
   });

@@ -121,15 +121,23 @@ async function launch(chromium) {
   };
 }
 
-/** Cold start of the real page: fresh profile, navigation start → first heatmap drawn. */
-async function coldPage(chromium, pkg, runs) {
+/**
+ * Cold start of the real page: fresh profile, navigation start → first heatmap drawn. The page gets
+ * the benchmark's builds as pkg/ and pkg-relaxed/ (none without --pkg-relaxed: www/pkg-relaxed is not
+ * used) and loads the one it picks, as it would when shipped.
+ */
+async function coldPage(chromium, pkg, pkgRelaxed, runs) {
   const www = path.join(ROOT, 'www');
   if (!fs.existsSync(path.join(www, 'models', 'open_nsfw.onnx')) || !fs.existsSync(path.join(www, 'photos', 'chelsea.png'))) {
     return { error: 'www/models or www/photos missing (./build.sh assets)' };
   }
-  const server = await serve({ root: www, mounts: { '/pkg/': pkg, '/models/fixtures/': path.join(ROOT, 'tests', 'fixtures') } });
+  const relaxed = pkgRelaxed ?? path.join(os.tmpdir(), 'resnet-lrp-bench-no-pkg-relaxed'); // never created: 404
+  const server = await serve({
+    root: www,
+    mounts: { '/pkg/': pkg, '/pkg-relaxed/': relaxed, '/models/fixtures/': path.join(ROOT, 'tests', 'fixtures') },
+  });
   const times = [];
-  const out = { url: '?model=open_nsfw&photo=chelsea.png', pkg: path.relative(ROOT, pkg) };
+  const out = { url: '?model=open_nsfw&photo=chelsea.png', pkg: path.relative(ROOT, pkg), pkgRelaxed: pkgRelaxed ? path.relative(ROOT, pkgRelaxed) : null };
   try {
     for (let i = 0; i < runs; i++) {
       const b = await launch(chromium);
@@ -153,6 +161,7 @@ async function coldPage(chromium, pkg, runs) {
           polling: 50,
         });
         const ms = await b.page.evaluate(() => window.__firstHeatmap);
+        out.engine ??= await b.page.evaluate(() => window.__lrp?.state?.engineInfo?.engine ?? null);
         if (ms === undefined) throw new Error(`the page became ready without a heatmap ${errors.join('; ')}`);
         times.push(ms);
         console.log(`cold page run ${i + 1}: first heatmap after ${ms.toFixed(0)} ms`);
@@ -290,7 +299,7 @@ async function main() {
 
   if (o.coldRuns > 0) {
     console.log('\n== cold page load → first heatmap (www/, open_nsfw, chelsea.png)');
-    results.coldPage = await coldPage(chromium, o.pkg, o.coldRuns);
+    results.coldPage = await coldPage(chromium, o.pkg, o.pkgRelaxed, o.coldRuns);
     if (results.coldPage.error) console.log(`cold page: ${results.coldPage.error}`);
   }
 
@@ -305,7 +314,10 @@ async function main() {
   console.log(`\n${coldTable(results)}`);
   console.log('\n| wasm | raw bytes | gzip -9 bytes |\n|---|---|---|');
   for (const [name, s] of Object.entries(results.wasm)) console.log(`| ${name} (${s.file}) | ${s.raw} | ${s.gzip} |`);
-  if (results.coldPage?.stats) console.log(`\ncold page load → first heatmap (open_nsfw, chelsea.png): ${fmt(results.coldPage.stats)} ms over ${results.coldPage.stats.n} fresh profiles`);
+  if (results.coldPage?.stats) {
+    const c = results.coldPage;
+    console.log(`\ncold page load → first heatmap (open_nsfw, chelsea.png, ${c.engine ?? 'pkg'}/): ${fmt(c.stats)} ms over ${c.stats.n} fresh profiles`);
+  }
   for (const m of results.models) {
     for (const [name, a] of Object.entries(m.agreement ?? {})) {
       console.log(`${m.key}: ${name} vs ort: max |Δ ${a.compared}| = ${a.maxAbsDiff?.toExponential(2)}, top-1 ${a.top1} vs ${a.ortTop1}`);
