@@ -6,12 +6,14 @@
 //   ...
 //   await h.close();                              // in after()
 
+import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { serve } from './serve.mjs';
+import { encodePng } from '../../www/overlay.js';
 
 export const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const ROOT = path.resolve(HERE, '..', '..');
@@ -107,9 +109,13 @@ export async function dropFiles(page, files) {
 /** The number of the last explanation on screen (0 before the first). */
 export const seq = (page) => page.evaluate(() => window.__lastExplain?.seq ?? 0);
 
-/** Waits until the page is not busy. */
+/** Waits until the page is not busy: neither explaining nor evaluating. */
 export async function idle(page, timeout = 120_000) {
-  await page.waitForFunction(() => document.body.dataset.busy !== 'true', null, { timeout, polling: 100 });
+  await page.waitForFunction(
+    () => document.body.dataset.busy !== 'true' && document.body.dataset.evaluating !== 'true',
+    null,
+    { timeout, polling: 100 },
+  );
 }
 
 /** Waits until an explanation newer than `since` is on screen and the page is idle; returns it. */
@@ -140,4 +146,36 @@ export async function dismissNotices(page) {
 export function foreignRequests(h) {
   const origin = h.server.url.replace(/\/$/, '');
   return h.requests.filter((u) => !u.startsWith(`${origin}/`) && !u.startsWith('data:') && !u.startsWith('blob:'));
+}
+
+/** Asserts that no request went anywhere but the test server and that the page raised no uncaught errors. */
+export function assertContained(h) {
+  assert.deepEqual(foreignRequests(h), [], 'requests to other hosts');
+  assert.deepEqual(h.pageErrors, []);
+}
+
+/** Writes the pixels the page last fed the engine (`window.__lrp.fedImage()`) to `file` as a PNG. */
+export async function saveFedImage(page, file) {
+  const fed = await page.evaluate(() => window.__lrp.fedImage());
+  fs.writeFileSync(file, await encodePng(Uint8ClampedArray.from(fed.rgba), fed.width, fed.height));
+}
+
+/**
+ * Times steps of a test: `const { timed, summary } = stopwatch(); await timed('load', () => ...);`,
+ * then `summary()` lists every step's milliseconds (`timings` holds them by name).
+ */
+export function stopwatch() {
+  const timings = {};
+  return {
+    timings,
+    async timed(name, fn) {
+      const t0 = performance.now();
+      try {
+        return await fn();
+      } finally {
+        timings[name] = Math.round(performance.now() - t0);
+      }
+    },
+    summary: () => Object.entries(timings).map(([k, v]) => `${k} ${v}`).join('; '),
+  };
 }
