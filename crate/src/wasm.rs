@@ -159,9 +159,9 @@ impl WasmExplainer {
     pub fn set_image(&mut self, rgba: &[u8], width: usize, height: usize) -> Result<JsValue, JsError> {
         let pixels = self.model.resize_rgba(rgba, width, height).map_err(js)?;
         let x = self.model.normalize(&pixels, &self.preprocess).map_err(js)?;
-        let out = self.forward(x);
+        let prediction = self.forward(x)?;
         self.pixels = Some(pixels);
-        out
+        Ok(prediction)
     }
 
     /// Runs the model on an already preprocessed tensor in the model's own input layout.
@@ -170,7 +170,6 @@ impl WasmExplainer {
         let shape = self.model.input().shape.clone();
         let x = ArrayD::from_shape_vec(IxDyn(&shape), data.to_vec())
             .map_err(|_| js(Error::Shape(format!("{} values for an input of shape {shape:?}", data.len()))))?;
-        self.pixels = None;
         self.forward(x)
     }
 
