@@ -114,41 +114,39 @@ impl Composite {
     /// [`Error::InvalidParam`] for a parameter out of range (ε < 0, γ < 0, α − β ≠ 1, …) or
     /// one the composite has no rule for (γ without a gamma rule, α/β without an alpha-beta rule).
     pub fn with_params(mut self, params: &Params) -> Result<Composite> {
-        let rules = |c: &mut Composite| [c.first.clone(), c.conv.clone(), c.dense.clone()];
-        let has = |c: &mut Composite, f: fn(&Rule) -> bool| rules(c).iter().any(f);
         if let Some(epsilon) = params.epsilon {
             if !(epsilon >= 0.0 && epsilon.is_finite()) {
                 return Err(Error::param("epsilon", format!("must be a finite number ≥ 0, got {epsilon}")));
             }
             self.stabilizer.epsilon = epsilon;
-            for r in [&mut self.first, &mut self.conv, &mut self.dense] {
+            for r in self.rules_mut() {
                 if let Rule::Epsilon { epsilon: e } = r {
                     *e = epsilon;
                 }
             }
         }
         if let Some(gamma) = params.gamma {
-            if !has(&mut self, |r| matches!(r, Rule::Gamma { .. })) {
+            if !self.has_rule(|r| matches!(r, Rule::Gamma { .. })) {
                 return Err(Error::param("gamma", format!("composite `{}` has no gamma rule", self.name)));
             }
-            for r in [&mut self.first, &mut self.conv, &mut self.dense] {
+            for r in self.rules_mut() {
                 if let Rule::Gamma { gamma: g } = r {
                     *g = gamma;
                 }
             }
         }
-        if params.alpha.is_some() || params.beta.is_some() {
-            let name = if params.alpha.is_some() { "alpha" } else { "beta" };
-            if !has(&mut self, |r| matches!(r, Rule::AlphaBeta { .. })) {
+        let (alpha, beta) = match (params.alpha, params.beta) {
+            (None, None) => (None, None),
+            (Some(a), None) => (Some(a), Some(a - 1.0)),
+            (None, Some(b)) => (Some(b + 1.0), Some(b)),
+            (a, b) => (a, b),
+        };
+        if let (Some(alpha), Some(beta)) = (alpha, beta) {
+            if !self.has_rule(|r| matches!(r, Rule::AlphaBeta { .. })) {
+                let name = if params.alpha.is_some() { "alpha" } else { "beta" };
                 return Err(Error::param(name, format!("composite `{}` has no alpha-beta rule", self.name)));
             }
-            let (alpha, beta) = match (params.alpha, params.beta) {
-                (Some(a), Some(b)) => (a, b),
-                (Some(a), None) => (a, a - 1.0),
-                (None, Some(b)) => (b + 1.0, b),
-                (None, None) => unreachable!("one of them is set"),
-            };
-            for r in [&mut self.first, &mut self.conv, &mut self.dense] {
+            for r in self.rules_mut() {
                 if let Rule::AlphaBeta { .. } = r {
                     *r = Rule::AlphaBeta { alpha, beta };
                 }
@@ -156,6 +154,14 @@ impl Composite {
         }
         self.validate()?;
         Ok(self)
+    }
+
+    fn rules_mut(&mut self) -> [&mut Rule; 3] {
+        [&mut self.first, &mut self.conv, &mut self.dense]
+    }
+
+    fn has_rule(&self, f: fn(&Rule) -> bool) -> bool {
+        [&self.first, &self.conv, &self.dense].into_iter().any(f)
     }
 
     /// Checks every rule's parameters.

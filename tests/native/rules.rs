@@ -275,3 +275,39 @@ proptest! {
         prop_assert!((lhs - rhs).abs() <= 1e-4 * scale, "{} vs {} for {:?}", lhs, rhs, g);
     }
 }
+
+#[test]
+fn rule_parameters_reach_the_rules_they_name() {
+    use resnet_lrp::{Composite, Error, Params};
+    let bounds = || (vec![-2.0], vec![2.0]);
+    let eps = Composite::by_name("epsilon_plus", bounds())
+        .unwrap()
+        .with_params(&Params { epsilon: Some(0.25), ..Params::default() })
+        .unwrap();
+    assert_eq!(eps.dense, Rule::Epsilon { epsilon: 0.25 });
+    assert_eq!(eps.stabilizer.epsilon, 0.25);
+    let ab = Composite::by_name("epsilon_alpha2_beta1", bounds())
+        .unwrap()
+        .with_params(&Params { alpha: Some(3.0), ..Params::default() })
+        .unwrap();
+    assert_eq!(ab.conv, Rule::AlphaBeta { alpha: 3.0, beta: 2.0 });
+    let ab = Composite::by_name("epsilon_alpha2_beta1", bounds())
+        .unwrap()
+        .with_params(&Params { beta: Some(0.0), ..Params::default() })
+        .unwrap();
+    assert_eq!(ab.first, Rule::AlphaBeta { alpha: 1.0, beta: 0.0 });
+    let gamma = Composite::by_name("epsilon_gamma_box", bounds())
+        .unwrap()
+        .with_params(&Params { gamma: Some(0.5), ..Params::default() })
+        .unwrap();
+    assert_eq!(gamma.conv, Rule::Gamma { gamma: 0.5 });
+    // no silent no-ops: a parameter the composite has no rule for is an error
+    for (name, p) in [
+        ("gamma", Params { gamma: Some(0.5), ..Params::default() }),
+        ("alpha", Params { alpha: Some(2.0), ..Params::default() }),
+        ("beta", Params { beta: Some(1.0), ..Params::default() }),
+    ] {
+        let e = Composite::by_name("conserving", bounds()).unwrap().with_params(&p).unwrap_err();
+        assert!(matches!(&e, Error::InvalidParam { name: n, .. } if n == name), "{name}: {e}");
+    }
+}
