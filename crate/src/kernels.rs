@@ -99,14 +99,23 @@ impl ConvGeometry {
 /// `[c_in, c_out/g, kh, kw]` (the same taps, no spatial flip).
 fn deconv_kernel(w: &ArrayD<f32>, g: &ConvGeometry) -> Result<ArrayD<f32>> {
     let [o, i, kh, kw] = g.kernel_shape();
-    let groups = g.group;
-    let shape_err = |e: ndarray::ShapeError| Error::Shape(e.to_string());
-    let split = w.view().into_shape_with_order(IxDyn(&[groups, o / groups, i, kh, kw])).map_err(shape_err)?;
-    let moved = split.permuted_axes(IxDyn(&[0, 2, 1, 3, 4])).as_standard_layout().to_owned();
-    moved.into_shape_with_order(IxDyn(&[groups * i, o / groups, kh, kw])).map_err(shape_err)
+    let (groups, og, k) = (g.group, o / g.group, kh * kw);
+    let w = w.as_standard_layout();
+    let src = w.as_slice().ok_or_else(|| Error::Shape("kernel is not contiguous".into()))?;
+    // [groups · og, i, kh, kw] → [groups · i, og, kh, kw], moving whole kh × kw planes
+    let mut out = vec![0.0f32; src.len()];
+    for gi in 0..groups {
+        for oo in 0..og {
+            for ii in 0..i {
+                let from = ((gi * og + oo) * i + ii) * k;
+                let to = ((gi * i + ii) * og + oo) * k;
+                out[to..to + k].copy_from_slice(&src[from..from + k]);
+            }
+        }
+    }
+    ArrayD::from_shape_vec(IxDyn(&[groups * i, og, kh, kw]), out).map_err(|e| Error::Shape(e.to_string()))
 }
 
-/// Direction of a compiled kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Direction {
     /// `y = conv(x, W) + b`: input shape → output shape.
@@ -130,7 +139,7 @@ impl ConvKernel {
     pub fn new(
         geometry: &ConvGeometry,
         direction: Direction,
-        weights: &ArrayD<f32>,
+        weights: ArrayD<f32>,
         bias: Option<&[f32]>,
     ) -> Result<Self> {
         geometry.validate()?;
@@ -149,8 +158,8 @@ impl ConvKernel {
         let mut model = TypedModel::default();
         let x = model.add_source("x", f32::fact(in_shape))?;
         let kernel = match direction {
-            Direction::Forward => weights.clone(),
-            Direction::Transpose => deconv_kernel(weights, geometry)?,
+            Direction::Forward => weights,
+            Direction::Transpose => deconv_kernel(&weights, geometry)?,
         };
         let k = model.add_const("kernel", Tensor::from(kernel))?;
         let plan = match direction {

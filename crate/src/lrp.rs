@@ -185,8 +185,8 @@ impl KernelCache {
                 let Layer::Conv { geometry, weights, bias: b, .. } = &graph.nodes[node].layer else {
                     return Err(Error::Shape("kernel requested for a layer without weights".into()));
                 };
-                let w = weights.mapv(|v| wm.apply(v));
-                Ok(slot.insert(ConvKernel::new(geometry, dir, &w, bias.then_some(b.as_slice()))?))
+                let w = if wm == WeightMod::Identity { weights.clone() } else { weights.mapv(|v| wm.apply(v)) };
+                Ok(slot.insert(ConvKernel::new(geometry, dir, w, bias.then_some(b.as_slice()))?))
             }
         }
     }

@@ -265,8 +265,8 @@ proptest! {
         let wts = rng.array(&g.kernel_shape());
         let x = rng.array(&g.input_shape());
         let y = rng.array(&g.output_shape());
-        let fwd = ConvKernel::new(&g, Direction::Forward, &wts, None).unwrap();
-        let bwd = ConvKernel::new(&g, Direction::Transpose, &wts, None).unwrap();
+        let fwd = ConvKernel::new(&g, Direction::Forward, wts.clone(), None).unwrap();
+        let bwd = ConvKernel::new(&g, Direction::Transpose, wts.clone(), None).unwrap();
         let cx = fwd.run(x.clone()).unwrap();
         let cty = bwd.run(y.clone()).unwrap();
         let lhs: f64 = cx.iter().zip(y.iter()).map(|(a, b)| *a as f64 * *b as f64).sum();
