@@ -126,6 +126,9 @@ pub struct Node {
     pub inputs: Vec<usize>,
     /// Output shape.
     pub shape: Vec<usize>,
+    /// The node of tract's decluttered model whose first output holds this node's value
+    /// (`None` for graphs built by hand); the forward plan keeps these values.
+    pub source: Option<usize>,
 }
 
 /// The whole model as a list of layers in topological order.
@@ -462,7 +465,7 @@ impl LayerGraph {
                 }
             }
             map.insert(id, nodes.len());
-            nodes.push(Node { name: node.name.clone(), layer, inputs, shape });
+            nodes.push(Node { name: node.name.clone(), layer, inputs, shape, source: Some(id) });
         }
         let output = *map
             .get(&model.outputs[0].node)
@@ -543,6 +546,8 @@ impl LayerGraph {
                     *b += a;
                 }
             }
+            // the convolution's value now includes the bias: tract computes it at the addition
+            self.nodes[src].source = self.nodes[i].source;
             self.nodes[i].layer = Layer::Reshape; // now an identity
         }
     }
@@ -557,6 +562,29 @@ impl LayerGraph {
                 _ => return self.output,
             }
         }
+    }
+
+    /// The nodes whose values explanations read, in order: the inputs of weighted layers,
+    /// poolings and additions, the outputs of `max`/`min` with a constant (their gradient
+    /// mask), the logits and the output. Every other activation is dropped after the forward
+    /// pass. The input node is not listed: the caller holds it.
+    pub fn kept_activations(&self) -> Vec<usize> {
+        let mut keep = vec![false; self.nodes.len()];
+        for (i, n) in self.nodes.iter().enumerate() {
+            match n.layer {
+                Layer::Conv { .. } | Layer::MaxPool(_) | Layer::AvgPool { .. } | Layer::GlobalSum | Layer::Add => {
+                    for &k in &n.inputs {
+                        keep[k] = true;
+                    }
+                }
+                Layer::Const { op: ConstOp::Max | ConstOp::Min, .. } => keep[i] = true,
+                _ => {}
+            }
+        }
+        keep[self.logits] = true;
+        keep[self.output] = true;
+        keep[0] = false;
+        (0..self.nodes.len()).filter(|&i| keep[i]).collect()
     }
 
     /// The input node's shape.

@@ -48,7 +48,7 @@ pub mod wasm;
 
 pub use composite::{Composite, MaxPoolRule, Params, COMPOSITES};
 pub use error::{Error, Result};
-pub use lrp::{Activations, Explainer, Explanation, Method, Start, Target};
+pub use lrp::{Activations, Explainer, Explanation, ForwardPlan, Method, Start, Target};
 pub use model::{InputSpec, Layout, Model, Preprocess};
 pub use rules::Rule;
 pub use split::{Variant, VARIANTS};

@@ -2,9 +2,11 @@
 //! LRP passes (different classes, rules, splitting variants) over those activations.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use ndarray::{Array4, ArrayD, Axis, IxDyn, Slice, Zip};
 use serde::Serialize;
+use tract_onnx::prelude::{IntoTValue, IntoTensor, TValue, Tensor, TypedRunnableModel};
 
 use crate::composite::{Composite, MaxPoolRule};
 use crate::error::{Error, Result};
@@ -152,9 +154,28 @@ struct Residual {
 
 type KernelKey = (usize, (u8, u32), Direction, bool);
 
+/// tract's optimised plan of the whole model, with the activations explanations read as
+/// extra outputs: `outputs[j]` is the plan output holding node `j`'s value (for the nodes of
+/// [`LayerGraph::kept_activations`]).
+#[derive(Clone)]
+pub struct ForwardPlan {
+    /// The runnable plan.
+    pub plan: Arc<TypedRunnableModel>,
+    /// `(node, plan output)` pairs.
+    pub outputs: Vec<(usize, usize)>,
+}
+
+impl std::fmt::Debug for ForwardPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ForwardPlan").field("outputs", &self.outputs.len()).finish()
+    }
+}
+
 /// The LRP engine for one model.
 pub struct Explainer {
     graph: LayerGraph,
+    /// The fused forward pass; without it (graphs built by hand) layers run one at a time.
+    plan: Option<ForwardPlan>,
     residuals: HashMap<usize, Residual>,
     first_weighted: Option<usize>,
     kernels: KernelCache,
@@ -215,12 +236,22 @@ fn softmax(x: &[f32]) -> Vec<f32> {
 }
 
 impl Explainer {
-    /// Wraps a layer graph.
+    /// Wraps a layer graph; its forward pass runs one layer at a time.
     pub fn new(graph: LayerGraph) -> Self {
+        Self::build(graph, None)
+    }
+
+    /// Wraps a layer graph whose forward pass runs through `plan` (see [`crate::Model::explainer`]).
+    pub fn with_plan(graph: LayerGraph, plan: ForwardPlan) -> Self {
+        Self::build(graph, Some(plan))
+    }
+
+    fn build(graph: LayerGraph, plan: Option<ForwardPlan>) -> Self {
         let residuals = Self::find_residuals(&graph);
         let first_weighted = graph.nodes.iter().position(|n| matches!(n.layer, Layer::Conv { .. }));
         Explainer {
             graph,
+            plan,
             residuals,
             first_weighted,
             kernels: KernelCache::default(),
@@ -268,19 +299,70 @@ impl Explainer {
         out
     }
 
-    /// Runs the model, keeping every activation.
+    /// Runs the model, keeping the activations explanations read: through the whole-model
+    /// plan when there is one, else one layer at a time (keeping every activation).
     ///
     /// # Errors
     /// [`Error::Shape`] if `input` does not have the model's input shape or is not finite;
     /// [`Error::Numeric`] if the model's output is not finite.
     pub fn forward(&mut self, input: ArrayD<f32>) -> Result<Activations> {
-        let expected = self.graph.input_shape().to_vec();
-        if input.shape() != expected.as_slice() {
+        self.check_input(&input)?;
+        let values = match &self.plan {
+            Some(plan) => self.forward_plan(plan, input)?,
+            None => self.forward_values(input)?,
+        };
+        self.finish_forward(values)
+    }
+
+    /// Runs the model one layer at a time on our own kernels, keeping every activation: the
+    /// reference the fused plan of [`Self::forward`] is tested against.
+    ///
+    /// # Errors
+    /// As [`Self::forward`].
+    pub fn forward_layer_by_layer(&mut self, input: ArrayD<f32>) -> Result<Activations> {
+        self.check_input(&input)?;
+        let values = self.forward_values(input)?;
+        self.finish_forward(values)
+    }
+
+    fn check_input(&self, input: &ArrayD<f32>) -> Result<()> {
+        let expected = self.graph.input_shape();
+        if input.shape() != expected {
             return Err(Error::Shape(format!("input has shape {:?}, the model needs {:?}", input.shape(), expected)));
         }
         if input.iter().any(|v| !v.is_finite()) {
             return Err(Error::Shape("the input contains NaN or infinite values".into()));
         }
+        Ok(())
+    }
+
+    /// The kept activations from one run of the plan; the others are left empty.
+    fn forward_plan(&self, plan: &ForwardPlan, input: ArrayD<f32>) -> Result<Vec<ArrayD<f32>>> {
+        let out = plan.plan.run(std::iter::once(Tensor::from(input.clone()).into_tvalue()).collect())?;
+        let mut out: Vec<Option<TValue>> = out.into_iter().map(Some).collect();
+        let mut values: Vec<ArrayD<f32>> = vec![ArrayD::zeros(IxDyn(&[0])); self.graph.nodes.len()];
+        values[0] = input;
+        for (n, &(node, k)) in plan.outputs.iter().enumerate() {
+            let slot = out.get_mut(k).ok_or_else(|| Error::Tract(format!("the plan has no output {k}")))?;
+            // the last reader of an output takes it, earlier ones copy it
+            let t = if plan.outputs[n + 1..].iter().any(|o| o.1 == k) { slot.clone() } else { slot.take() };
+            let t = t.ok_or_else(|| Error::Tract(format!("output {k} of the plan was read twice")))?;
+            let a = t.into_tensor().into_plain_array::<f32>()?;
+            let shape = &self.graph.nodes[node].shape;
+            if a.len() != shape.iter().product::<usize>() {
+                return Err(Error::Shape(format!(
+                    "node `{}` produced {:?}, expected {:?}",
+                    self.graph.nodes[node].name,
+                    a.shape(),
+                    shape
+                )));
+            }
+            values[node] = reshape(a, shape)?;
+        }
+        Ok(values)
+    }
+
+    fn forward_values(&mut self, input: ArrayD<f32>) -> Result<Vec<ArrayD<f32>>> {
         let mut values: Vec<ArrayD<f32>> = Vec::with_capacity(self.graph.nodes.len());
         for i in 0..self.graph.nodes.len() {
             let node = &self.graph.nodes[i];
@@ -350,6 +432,10 @@ impl Explainer {
             }
             values.push(out);
         }
+        Ok(values)
+    }
+
+    fn finish_forward(&self, values: Vec<ArrayD<f32>>) -> Result<Activations> {
         let logits: Vec<f32> = values[self.graph.logits].iter().copied().collect();
         if logits.iter().any(|v| !v.is_finite()) {
             return Err(Error::Numeric(
@@ -502,7 +588,7 @@ impl Explainer {
         let node = self.graph.nodes[i].clone();
         let in_shapes: Vec<Vec<usize>> = node.inputs.iter().map(|&k| self.graph.nodes[k].shape.clone()).collect();
         let input_shape = |k: usize| in_shapes[k].clone();
-        let a = |k: usize| &acts.values[node.inputs[k]];
+        let a = |k: usize| kept(acts, node.inputs[k], &in_shapes[k]);
         let eps = composite.stabilizer.epsilon;
         Ok(match &node.layer {
             Layer::Input => vec![],
@@ -515,7 +601,7 @@ impl Explainer {
                     &composite.conv
                 };
                 let stab = composite.stabilizer_for(rule);
-                let x = reshape(a(0).clone(), &geometry.input_shape())?;
+                let x = reshape(a(0)?.clone(), &geometry.input_shape())?;
                 let rr = reshape(r, &geometry.output_shape())?;
                 let out = self.propagate_weighted(i, &x, &rr, rule, stab, composite.conserve)?;
                 vec![reshape(out, &input_shape(0))?]
@@ -524,7 +610,7 @@ impl Explainer {
                 vec![self.route_back(i, r)?]
             }
             Layer::MaxPool(g) => {
-                let x = to4(a(0))?;
+                let x = to4(a(0)?)?;
                 let rr = to4(&r)?;
                 let out = match composite.maxpool {
                     MaxPoolRule::WinnerTakeAll => g.max_winner_take_all(x, rr),
@@ -534,11 +620,11 @@ impl Explainer {
             }
             Layer::AvgPool { geometry, .. } => {
                 let n = (geometry.kernel[0] * geometry.kernel[1]) as f32;
-                let out = geometry.proportional(to4(a(0))?, to4(&r)?, n * eps, composite.conserve);
+                let out = geometry.proportional(to4(a(0)?)?, to4(&r)?, n * eps, composite.conserve);
                 vec![reshape(out.into_dyn(), &input_shape(0))?]
             }
             Layer::GlobalSum => {
-                let x = to4(a(0))?;
+                let x = to4(a(0)?)?;
                 let (h, w) = (x.shape()[2], x.shape()[3]);
                 let g = PoolGeometry {
                     kernel: [h, w],
@@ -555,8 +641,8 @@ impl Explainer {
                 let res =
                     self.residuals.get(&i).copied().ok_or_else(|| Error::Shape("addition without analysis".into()))?;
                 let split = variant.split(res.projection);
-                let s = a(res.shortcut);
-                let m = a(1 - res.shortcut);
+                let s = a(res.shortcut)?;
+                let m = a(1 - res.shortcut)?;
                 let mut rs = ArrayD::zeros(r.raw_dim());
                 let mut rm = ArrayD::zeros(r.raw_dim());
                 Zip::from(&mut rs).and(&mut rm).and(s).and(m).and(&r).for_each(|rs, rm, &s, &m, &r| {
@@ -735,7 +821,7 @@ impl Explainer {
         let node = self.graph.nodes[i].clone();
         let in_shapes: Vec<Vec<usize>> = node.inputs.iter().map(|&k| self.graph.nodes[k].shape.clone()).collect();
         let input_shape = |k: usize| in_shapes[k].clone();
-        let a = |k: usize| &acts.values[node.inputs[k]];
+        let a = |k: usize| kept(acts, node.inputs[k], &in_shapes[k]);
         Ok(match &node.layer {
             Layer::Conv { geometry, .. } => {
                 let gg = reshape(g, &geometry.output_shape())?;
@@ -744,25 +830,30 @@ impl Explainer {
                 vec![reshape(back, &input_shape(0))?]
             }
             Layer::Const { op, value } => {
-                let x = a(0);
-                let c = value.broadcast(x.raw_dim()).ok_or_else(|| Error::Shape("constant broadcast".into()))?;
+                let c = value.broadcast(g.raw_dim()).ok_or_else(|| Error::Shape("constant broadcast".into()))?;
                 let mut out = g;
-                Zip::from(&mut out).and(x).and(&c).for_each(|g, &x, &c| {
-                    *g *= match op {
-                        ConstOp::Add | ConstOp::Sub => 1.0,
-                        ConstOp::Mul => c,
-                        ConstOp::Div => 1.0 / c,
-                        ConstOp::Max => (x > c) as u8 as f32,
-                        ConstOp::Min => (x < c) as u8 as f32,
+                match op {
+                    // the mask from the output: max(x, c) > c exactly where x > c (min likewise)
+                    ConstOp::Max | ConstOp::Min => {
+                        let y = kept(acts, i, &node.shape)?;
+                        let max = *op == ConstOp::Max;
+                        Zip::from(&mut out).and(y).and(&c).for_each(|g, &y, &c| {
+                            if (max && y <= c) || (!max && y >= c) {
+                                *g = 0.0;
+                            }
+                        });
                     }
-                });
+                    ConstOp::Mul => Zip::from(&mut out).and(&c).for_each(|g, &c| *g *= c),
+                    ConstOp::Div => Zip::from(&mut out).and(&c).for_each(|g, &c| *g /= c),
+                    ConstOp::Add | ConstOp::Sub => {}
+                }
                 vec![out]
             }
             Layer::MaxPool(geom) => {
-                vec![reshape(geom.max_winner_take_all(to4(a(0))?, to4(&g)?).into_dyn(), &input_shape(0))?]
+                vec![reshape(geom.max_winner_take_all(to4(a(0)?)?, to4(&g)?).into_dyn(), &input_shape(0))?]
             }
             Layer::AvgPool { geometry, count_include_pad } => {
-                let x = to4(a(0))?;
+                let x = to4(a(0)?)?;
                 let shape = [x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3]];
                 let out = geometry.avg_backward(shape, to4(&g)?, *count_include_pad);
                 vec![reshape(out.into_dyn(), &input_shape(0))?]
@@ -780,6 +871,16 @@ impl Explainer {
             Layer::Reshape | Layer::Permute(_) | Layer::Subsample { .. } => vec![self.route_back(i, g)?],
             Layer::Input => vec![],
         })
+    }
+}
+
+/// The value of node `k` (of shape `shape`), or an error if the forward pass did not keep it.
+fn kept<'a>(acts: &'a Activations, k: usize, shape: &[usize]) -> Result<&'a ArrayD<f32>> {
+    let v = &acts.values[k];
+    if v.shape() == shape {
+        Ok(v)
+    } else {
+        Err(Error::Shape(format!("the activation of node {k} was not kept by the forward pass")))
     }
 }
 

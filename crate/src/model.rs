@@ -12,7 +12,7 @@ use tract_onnx::tract_hir::internal::DimLike;
 
 use crate::error::{Error, Result};
 use crate::graph::LayerGraph;
-use crate::lrp::Explainer;
+use crate::lrp::{Explainer, ForwardPlan};
 
 /// Where the channel axis of the model input is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,7 +121,7 @@ impl Preprocess {
 
 /// A loaded model: tract's plan for plain inference plus our layer graph.
 pub struct Model {
-    plan: Arc<TypedRunnableModel>,
+    plan: ForwardPlan,
     input: InputSpec,
     graph: LayerGraph,
 }
@@ -261,8 +261,22 @@ impl Model {
         let mut typed = guard(|| inference.into_typed())?.map_err(load_err)?;
         guard(|| declutter(&mut typed))?.map_err(load_err)?;
         let graph = LayerGraph::from_typed(&typed)?;
-        let plan = typed.into_optimized().map_err(load_err)?.into_runnable().map_err(load_err)?;
-        Ok(Model { plan, input, graph })
+        // one plan for plain inference (its first output) and for the explainer's forward pass
+        // (the activations explanations read, as further outputs)
+        let mut outlets = typed.output_outlets().map_err(load_err)?.to_vec();
+        let mut outputs = Vec::new();
+        for k in graph.kept_activations() {
+            let Some(src) = graph.nodes[k].source else { continue };
+            let outlet = OutletId::new(src, 0);
+            let j = outlets.iter().position(|o| *o == outlet).unwrap_or_else(|| {
+                outlets.push(outlet);
+                outlets.len() - 1
+            });
+            outputs.push((k, j));
+        }
+        typed.select_output_outlets(&outlets).map_err(load_err)?;
+        let plan = guard(|| typed.into_optimized())?.map_err(load_err)?.into_runnable().map_err(load_err)?;
+        Ok(Model { plan: ForwardPlan { plan, outputs }, input, graph })
     }
 
     /// The input description.
@@ -277,7 +291,7 @@ impl Model {
 
     /// An explainer for this model.
     pub fn explainer(&self) -> Explainer {
-        Explainer::new(self.graph.clone())
+        Explainer::with_plan(self.graph.clone(), self.plan.clone())
     }
 
     /// Plain inference with tract's optimised plan: the model's own output, flattened.
@@ -292,7 +306,7 @@ impl Model {
                 self.input.shape
             )));
         }
-        let out = self.plan.run(tvec![Tensor::from(input.clone()).into_tvalue()])?;
+        let out = self.plan.plan.run(tvec![Tensor::from(input.clone()).into_tvalue()])?;
         let t = out.into_iter().next().ok_or_else(|| Error::Tract("no output".into()))?;
         Ok(t.into_tensor().into_plain_array::<f32>()?.iter().copied().collect())
     }

@@ -266,3 +266,35 @@ fn cached_denominators_do_not_change_results() {
         assert_eq!(a.relevance, b.relevance, "{composite}");
     }
 }
+
+/// The forward pass runs through tract's fused whole-model plan, which returns only the
+/// activations explanations read. It must give those activations as our layer-by-layer
+/// forward does, and every method must explain from them alone.
+#[test]
+fn fused_forward_matches_layer_by_layer() {
+    for name in FIXTURES {
+        let (model, x) = fixture(name);
+        let mut ex = model.explainer();
+        let fused = ex.forward(x.clone()).unwrap();
+        let layered = ex.forward_layer_by_layer(x).unwrap();
+        let kept = model.graph().kept_activations();
+        assert!(kept.contains(&model.graph().logits), "{name}: logits not kept");
+        for (i, node) in model.graph().nodes.iter().enumerate().skip(1) {
+            let v = fused.value(i);
+            if kept.contains(&i) {
+                rel_close(v.as_slice().unwrap(), layered.value(i).as_slice().unwrap(), 1e-5)
+                    .unwrap_or_else(|e| panic!("{name}: node `{}`: {e}", node.name));
+            } else {
+                assert_eq!(v.len(), 0, "{name}: node `{}` was kept although nothing reads it", node.name);
+            }
+        }
+        let mut methods: Vec<Method> = resnet_lrp::COMPOSITES.iter().map(|c| lrp(c, Variant::FlowsSkip)).collect();
+        methods.push(Method::GradientTimesInput);
+        for method in &methods {
+            let a = ex.explain(&fused, Target::Top1, Start::Logit, method).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let b = ex.explain(&layered, Target::Top1, Start::Logit, method).unwrap();
+            rel_close(a.relevance.as_slice().unwrap(), b.relevance.as_slice().unwrap(), 1e-4)
+                .unwrap_or_else(|e| panic!("{name} {method:?}: {e}"));
+        }
+    }
+}

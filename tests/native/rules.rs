@@ -106,12 +106,13 @@ fn naive(g: &ConvGeometry, w: &[f32], b: &[f32], a: &[f32], r: &[f32], rule: &Ru
 
 fn single_layer(g: &ConvGeometry, w: ArrayD<f32>, b: Vec<f32>) -> Explainer {
     let nodes = vec![
-        Node { name: "x".into(), layer: Layer::Input, inputs: vec![], shape: g.input_shape().to_vec() },
+        Node { name: "x".into(), layer: Layer::Input, inputs: vec![], shape: g.input_shape().to_vec(), source: None },
         Node {
             name: "conv".into(),
             layer: Layer::Conv { geometry: g.clone(), weights: w, bias: b, dense: false },
             inputs: vec![0],
             shape: g.output_shape().to_vec(),
+            source: None,
         },
     ];
     Explainer::new(LayerGraph { nodes, logits: 1, output: 1 })
