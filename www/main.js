@@ -257,11 +257,10 @@ async function fetchModelBytes(url, sha256, report) {
     const actual = await sha256Hex(bytes);
     if (actual !== sha256) throw new Error(`${url} does not match its sha256 in models.json (got ${actual.slice(0, 12)}…); run ./build.sh assets`);
     if (cache) {
-      try {
-        await cache.put(key, new Response(bytes, { headers: { 'content-type': 'application/octet-stream' } }));
-      } catch {
+      // not awaited: the Response copies the bytes now, and storing them must not delay the model
+      cache.put(key, new Response(bytes, { headers: { 'content-type': 'application/octet-stream' } })).catch(() => {
         // quota: fine, next time it is downloaded again
-      }
+      });
     }
   }
   return bytes;
@@ -354,7 +353,7 @@ async function loadModel(cand) {
   const token = ++state.seq.model;
   try {
     await busy(`Loading ${cand.label}…`, async (report) => {
-      const bytes = cand.bytes ?? (await fetchModelBytes(cand.url, cand.sha256, report));
+      const bytes = cand.bytes ?? (await (takePrefetched(cand, report) ?? fetchModelBytes(cand.url, cand.sha256, report)));
       report(`Compiling ${cand.label}…`);
       const size = cand.resize.size;
       const { info } = await state.engine.request('load', { bytes, preprocess: cand.preprocess }, { onProgress: stage(report) });
@@ -379,6 +378,27 @@ async function loadModel(cand) {
   clearImage();
   if (item) await selectItem(item);
   return true;
+}
+
+/**
+ * Starts downloading a model's bytes ahead of `loadModel` (at start, while the engine compiles).
+ * Progress goes to whoever later waits for them.
+ */
+function prefetchModel(cand) {
+  if (cand.bytes || cand.prefetched) return;
+  const pending = { report: null };
+  pending.bytes = fetchModelBytes(cand.url, cand.sha256, (t, f) => pending.report?.(t, f));
+  pending.bytes.catch(() => {}); // the error is reported by loadModel, which awaits it
+  cand.prefetched = pending;
+}
+
+/** The bytes `prefetchModel` is downloading for `cand` (once), else null. */
+function takePrefetched(cand, report) {
+  const pending = cand.prefetched;
+  if (!pending) return null;
+  delete cand.prefetched;
+  pending.report = report;
+  return pending.bytes;
 }
 
 /** Forgets the current input and its results (e.g. when the model changes). */
@@ -1661,18 +1681,39 @@ async function loadManifests() {
   ];
 }
 
+/** The models to try at start, best first: the requested one, the default, then the rest. */
+function startOrder(want) {
+  return [
+    state.candidates.find((c) => c.key === want || c.key === `fixtures/${want}`),
+    state.candidates.find((c) => c.key === DEFAULT_MODEL),
+    ...state.candidates,
+  ].filter((c, i, all) => c && all.indexOf(c) === i);
+}
+
 async function main() {
   bind();
   renderEvaluation();
   drawLegend(0);
   $('overlay').classList.add('empty');
   const params = new URLSearchParams(location.search);
+  const want = params.get('model') ?? DEFAULT_MODEL;
   state.engine = new Engine((reason) => recover(reason));
+  // while the engine compiles: the manifests, then the first model's bytes and the requested photo
+  let photo = null;
+  const manifests = loadManifests().then(() => {
+    const first = startOrder(want)[0];
+    if (first) prefetchModel(first);
+    const sample = state.photos.find((p) => p.file === params.get('photo'));
+    if (sample) {
+      photo = sampleItem(sample);
+      photo.catch(() => {}); // reported below, where it is awaited
+    }
+  });
   try {
     await busy('Starting the engine…', async () => {
-      showEngine(await state.engine.request('init'));
+      const [answer] = await Promise.all([state.engine.request('init'), manifests]);
+      showEngine(answer);
       state.engine.started = true;
-      await loadManifests();
     });
   } catch (e) {
     // a worker that died while starting is reported by recover()
@@ -1683,19 +1724,16 @@ async function main() {
   }
   fillModelSelect();
   renderSamples();
-  // the requested model, else the default, else whichever loads first
-  const want = params.get('model') ?? DEFAULT_MODEL;
-  const order = [
-    state.candidates.find((c) => c.key === want || c.key === `fixtures/${want}`),
-    state.candidates.find((c) => c.key === DEFAULT_MODEL),
-    ...state.candidates,
-  ].filter((c, i, all) => c && all.indexOf(c) === i);
-  for (const cand of order) {
+  for (const cand of startOrder(want)) {
     if (await loadModel(cand)) break;
   }
-  const photo = params.get('photo');
-  const sample = state.photos.find((p) => p.file === photo);
-  if (sample && state.model) await selectItem(await sampleItem(sample));
+  if (photo && state.model) {
+    try {
+      await selectItem(await photo);
+    } catch (e) {
+      notify(`Could not open the sample ${params.get('photo')}: ${errorText(e)}`);
+    }
+  }
   setStatus(readyText());
   document.body.dataset.ready = 'true';
 }
