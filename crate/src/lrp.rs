@@ -173,7 +173,7 @@ impl std::fmt::Debug for ForwardPlan {
 
 /// The LRP engine for one model.
 pub struct Explainer {
-    graph: LayerGraph,
+    graph: Arc<LayerGraph>,
     /// The fused forward pass; without it (graphs built by hand) layers run one at a time.
     plan: Option<ForwardPlan>,
     residuals: HashMap<usize, Residual>,
@@ -238,15 +238,16 @@ fn softmax(x: &[f32]) -> Vec<f32> {
 impl Explainer {
     /// Wraps a layer graph; its forward pass runs one layer at a time.
     pub fn new(graph: LayerGraph) -> Self {
-        Self::build(graph, None)
+        Self::build(Arc::new(graph), None)
     }
 
-    /// Wraps a layer graph whose forward pass runs through `plan` (see [`crate::Model::explainer`]).
-    pub fn with_plan(graph: LayerGraph, plan: ForwardPlan) -> Self {
+    /// Wraps a layer graph (shared, not copied) whose forward pass runs through `plan` (see
+    /// [`crate::Model::explainer`]).
+    pub fn with_plan(graph: Arc<LayerGraph>, plan: ForwardPlan) -> Self {
         Self::build(graph, Some(plan))
     }
 
-    fn build(graph: LayerGraph, plan: Option<ForwardPlan>) -> Self {
+    fn build(graph: Arc<LayerGraph>, plan: Option<ForwardPlan>) -> Self {
         let residuals = Self::find_residuals(&graph);
         let first_weighted = graph.nodes.iter().position(|n| matches!(n.layer, Layer::Conv { .. }));
         Explainer {
@@ -585,7 +586,8 @@ impl Explainer {
         composite: &Composite,
         variant: Variant,
     ) -> Result<Vec<ArrayD<f32>>> {
-        let node = self.graph.nodes[i].clone();
+        let graph = Arc::clone(&self.graph); // the node borrowed while `self` compiles kernels
+        let node = &graph.nodes[i];
         let in_shapes: Vec<Vec<usize>> = node.inputs.iter().map(|&k| self.graph.nodes[k].shape.clone()).collect();
         let input_shape = |k: usize| in_shapes[k].clone();
         let a = |k: usize| kept(acts, node.inputs[k], &in_shapes[k]);
@@ -818,7 +820,8 @@ impl Explainer {
 
     /// Gradient through node `i` (for gradient × input).
     fn gradient_node(&mut self, i: usize, acts: &Activations, g: ArrayD<f32>) -> Result<Vec<ArrayD<f32>>> {
-        let node = self.graph.nodes[i].clone();
+        let graph = Arc::clone(&self.graph); // the node borrowed while `self` compiles kernels
+        let node = &graph.nodes[i];
         let in_shapes: Vec<Vec<usize>> = node.inputs.iter().map(|&k| self.graph.nodes[k].shape.clone()).collect();
         let input_shape = |k: usize| in_shapes[k].clone();
         let a = |k: usize| kept(acts, node.inputs[k], &in_shapes[k]);

@@ -123,7 +123,7 @@ impl Preprocess {
 pub struct Model {
     plan: ForwardPlan,
     input: InputSpec,
-    graph: LayerGraph,
+    graph: Arc<LayerGraph>,
 }
 
 impl std::fmt::Debug for Model {
@@ -276,7 +276,7 @@ impl Model {
         }
         typed.select_output_outlets(&outlets).map_err(load_err)?;
         let plan = guard(|| typed.into_optimized())?.map_err(load_err)?.into_runnable().map_err(load_err)?;
-        Ok(Model { plan: ForwardPlan { plan, outputs }, input, graph })
+        Ok(Model { plan: ForwardPlan { plan, outputs }, input, graph: Arc::new(graph) })
     }
 
     /// The input description.
@@ -291,7 +291,7 @@ impl Model {
 
     /// An explainer for this model.
     pub fn explainer(&self) -> Explainer {
-        Explainer::with_plan(self.graph.clone(), self.plan.clone())
+        Explainer::with_plan(Arc::clone(&self.graph), self.plan.clone())
     }
 
     /// Plain inference with tract's optimised plan: the model's own output, flattened.
