@@ -143,6 +143,19 @@ function setStatus(text, fraction) {
   }
 }
 
+/** Work that waits until the page has started and is not busy (e.g. storing a model in the cache). */
+const idleQueue = [];
+let started = false;
+
+function whenIdle(fn) {
+  idleQueue.push(fn);
+  flushIdle();
+}
+
+function flushIdle() {
+  while (started && state.busy === 0 && idleQueue.length) idleQueue.shift()();
+}
+
 async function busy(text, fn) {
   state.busy++;
   document.body.dataset.busy = 'true';
@@ -158,6 +171,7 @@ async function busy(text, fn) {
       $('spinner').hidden = true;
       $('stage-busy').hidden = true;
       setStatus(readyText());
+      flushIdle();
     }
   }
 }
@@ -257,10 +271,12 @@ async function fetchModelBytes(url, sha256, report) {
     const actual = await sha256Hex(bytes);
     if (actual !== sha256) throw new Error(`${url} does not match its sha256 in models.json (got ${actual.slice(0, 12)}…); run ./build.sh assets`);
     if (cache) {
-      // not awaited: the Response copies the bytes now, and storing them must not delay the model
-      cache.put(key, new Response(bytes, { headers: { 'content-type': 'application/octet-stream' } })).catch(() => {
-        // quota: fine, next time it is downloaded again
-      });
+      // stored once the page is idle: writing tens of MB would compete with the engine for the CPU
+      whenIdle(() =>
+        cache.put(key, new Response(bytes, { headers: { 'content-type': 'application/octet-stream' } })).catch(() => {
+          // quota: fine, next time it is downloaded again
+        }),
+      );
     }
   }
   return bytes;
@@ -1736,6 +1752,8 @@ async function main() {
   }
   setStatus(readyText());
   document.body.dataset.ready = 'true';
+  started = true;
+  flushIdle();
 }
 
 // Hooks for the page's end-to-end tests (and for the curious, from the console).

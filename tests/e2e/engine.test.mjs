@@ -1,7 +1,7 @@
 // Which build of the engine the page's worker loads: pkg-relaxed/ (+simd128,+relaxed-simd) where the
 // browser validates relaxed SIMD and the server has that build, pkg/ (+simd128) otherwise, and a
 // pkg-relaxed/ that does not load falls back to pkg/. The page shows the choice next to its status
-// and every choice explains a photo.
+// and every choice explains a photo. The first model and photo download while the engine compiles.
 //
 //   node tests/e2e/engine.test.mjs          or          node --test tests/e2e/
 //
@@ -102,5 +102,43 @@ test('a pkg-relaxed/ that does not load (its wasm missing) falls back to pkg/', 
     explainedPhoto(r);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the first model and the requested photo download while the engine is still compiling', async () => {
+  const h = await openPage('engine-prefetch', { mounts: { '/pkg-relaxed/': NOWHERE } });
+  try {
+    // the engine's wasm is held back until both downloads have started (or 20 s have passed)
+    let release;
+    const held = new Promise((resolve) => (release = resolve));
+    let releasedBy = null;
+    let before = [];
+    const timer = setTimeout(() => {
+      releasedBy ??= 'timeout';
+      before = [...started];
+      release();
+    }, 20_000);
+    const started = new Set();
+    h.context.on('request', (r) => {
+      const u = new URL(r.url()).pathname;
+      if (u === '/models/fixtures/basic_bn.onnx' || u === '/photos/chelsea.png') started.add(u);
+      if (started.size === 2) {
+        releasedBy ??= 'downloads';
+        release();
+      }
+    });
+    await h.context.route(/\/pkg\/resnet_lrp_bg\.wasm$/, async (route) => {
+      await held;
+      await route.continue();
+    });
+    await h.page.goto(`${h.server.url}?model=basic_bn&photo=chelsea.png`);
+    const ex = await explained(h.page, 0, 120_000);
+    clearTimeout(timer);
+    assert.equal(releasedBy, 'downloads', `downloads started while the engine compiled: ${before.join(', ') || 'none'}`);
+    assert.equal(ex.model, 'fixtures/basic_bn');
+    assert.equal(ex.image, 'chelsea.png');
+    assert.deepEqual(h.pageErrors, []);
+  } finally {
+    await h.close();
   }
 });

@@ -465,6 +465,20 @@ test('open_nsfw (NHWC, BGR, Caffe means) explains chelsea.png as SFW and matches
   });
 });
 
+test('bundled models are stored in the Cache API once the page is idle', async () => {
+  // written after the model has loaded (not while the engine needs the CPU), and then kept
+  const cached = await h.page.waitForFunction(
+    async () => {
+      const keys = await (await caches.open('resnet-lrp-models-v1')).keys();
+      const urls = keys.map((r) => new URL(r.url).pathname);
+      return urls.includes('/models/open_nsfw.onnx') && urls.includes('/models/efficientnet_lite0.onnx') ? urls : false;
+    },
+    null,
+    { timeout: 30_000, polling: 200 },
+  );
+  assert.equal((await cached.jsonValue()).length, 2);
+});
+
 test('no request left 127.0.0.1, and the page raised no uncaught errors', (t) => {
   const { requests, server } = h;
   assertContained(h);
