@@ -103,18 +103,39 @@ fn deconv_kernel(w: &ArrayD<f32>, g: &ConvGeometry, flip: bool) -> Result<ArrayD
     let (groups, og, k) = (g.group, o / g.group, kh * kw);
     let w = w.as_standard_layout();
     let src = w.as_slice().ok_or_else(|| Error::Shape("kernel is not contiguous".into()))?;
-    // [groups · og, i, kh, kw] → [groups · i, og, kh, kw], moving whole kh × kw planes
+    // [groups · og, i, kh, kw] → [groups · i, og, kh, kw]: per group a transpose of whole kh × kw
+    // planes (reversing a row-major plane reverses both of its axes), in tiles so that reads
+    // and writes both stay in cache
+    const TILE: usize = 32;
     let mut out = vec![0.0f32; src.len()];
     for gi in 0..groups {
-        for oo in 0..og {
-            for ii in 0..i {
-                let from = ((gi * og + oo) * i + ii) * k;
-                let to = ((gi * i + ii) * og + oo) * k;
-                let plane = &mut out[to..to + k];
-                plane.copy_from_slice(&src[from..from + k]);
-                if flip {
-                    // reversing a row-major kh × kw plane reverses both of its axes
-                    plane.reverse();
+        for o0 in (0..og).step_by(TILE) {
+            for i0 in (0..i).step_by(TILE) {
+                for oo in o0..(o0 + TILE).min(og) {
+                    if k == 1 {
+                        // single taps (1 × 1 convolutions, most of a ResNet's weights)
+                        let row = &src[(gi * og + oo) * i..(gi * og + oo + 1) * i];
+                        for ii in i0..(i0 + TILE).min(i) {
+                            out[(gi * i + ii) * og + oo] = row[ii];
+                        }
+                        continue;
+                    }
+                    for ii in i0..(i0 + TILE).min(i) {
+                        let from = ((gi * og + oo) * i + ii) * k;
+                        let to = ((gi * i + ii) * og + oo) * k;
+                        let plane = &src[from..from + k];
+                        let dst = &mut out[to..to + k];
+                        if flip {
+                            for (d, s) in dst.iter_mut().zip(plane.iter().rev()) {
+                                *d = *s;
+                            }
+                        } else {
+                            // not copy_from_slice: a call per single-tap plane
+                            for (d, s) in dst.iter_mut().zip(plane) {
+                                *d = *s;
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -226,7 +247,16 @@ impl ConvKernel {
                 model
             }
         };
-        let plan = plan.into_optimized()?.into_runnable()?;
+        let mut plan = plan;
+        if geometry.group == 1 {
+            // without `ChangeAxes`: it only matters around depthwise convolutions, and for a
+            // single convolution it copies the weights once more (a seventh of the build time)
+            crate::model::declutter(&mut plan)?;
+        } else {
+            plan.declutter()?;
+        }
+        plan.optimize()?;
+        let plan = plan.into_runnable()?;
         Ok(ConvKernel { plan, out_shape })
     }
 

@@ -135,7 +135,7 @@ impl std::fmt::Debug for Model {
 /// tract's declutter passes without `ChangeAxes`: that pass moves channels last around
 /// depthwise convolutions only on hosts with a channel-last depthwise kernel (wasm SIMD, not
 /// x86), so leaving it out gives the same NCHW layer graph natively and in the browser.
-fn declutter(model: &mut TypedModel) -> TractResult<()> {
+pub(crate) fn declutter(model: &mut TypedModel) -> TractResult<()> {
     let mut optimizer = Optimizer::declutter();
     optimizer.passes.retain(|pass| !format!("{pass:?}").contains("ChangeAxes"));
     optimizer.optimize(model)
