@@ -470,7 +470,7 @@ fn evaluate(a: EvaluateArgs) -> Result<()> {
         a.block
     );
     println!(
-        "forward passes of the curves: {} images, {} per batch, {threads} threads; resize + forward pass keeping every activation once per image ({:.0} ms/image)",
+        "forward passes of the curves: {} images, {} per batch, {threads} threads; resize + forward pass keeping the activations LRP reads once per image ({:.0} ms/image)",
         runner.forward_passes(),
         batch_plan.as_ref().map_or(1, BatchPlan::batch),
         forward_time.as_secs_f64() * 1e3 / n as f64

@@ -8,7 +8,8 @@
 //!
 //! The pipeline, in the order data flows:
 //! [`Model::from_onnx_bytes`] (tract reads, types and declutters the graph; [`graph`]
-//! extracts our layer graph) → [`Explainer::forward`] (one pass, every activation kept) →
+//! extracts our layer graph) → [`Explainer::forward`] (tract's fused plan, which also returns
+//! the activations LRP reads) →
 //! [`Explainer::explain`] (any class, composite, splitting variant) → [`heatmap`].
 //!
 //! ```no_run

@@ -1,4 +1,4 @@
-//! The explainer: one forward pass that keeps every activation, then any number of
+//! The explainer: one forward pass that keeps the activations LRP reads, then any number of
 //! LRP passes (different classes, rules, splitting variants) over those activations.
 
 use std::collections::HashMap;
@@ -339,7 +339,11 @@ impl Explainer {
 
     /// The kept activations from one run of the plan; the others are left empty.
     fn forward_plan(&self, plan: &ForwardPlan, input: ArrayD<f32>) -> Result<Vec<ArrayD<f32>>> {
-        let out = plan.plan.run(std::iter::once(Tensor::from(input.clone()).into_tvalue()).collect())?;
+        let x = match input.as_slice() {
+            Some(s) => Tensor::from_shape(input.shape(), s)?,
+            None => Tensor::from(input.clone()),
+        };
+        let out = plan.plan.run(std::iter::once(x.into_tvalue()).collect())?;
         let mut out: Vec<Option<TValue>> = out.into_iter().map(Some).collect();
         let mut values: Vec<ArrayD<f32>> = vec![ArrayD::zeros(IxDyn(&[0])); self.graph.nodes.len()];
         values[0] = input;
@@ -374,7 +378,7 @@ impl Explainer {
                 Layer::Conv { geometry, .. } => {
                     let xin = reshape(x(0).clone(), &geometry.input_shape())?;
                     let y =
-                        self.kernels.get(&self.graph, i, WeightMod::Identity, Direction::Forward, true)?.run(xin)?;
+                        self.kernels.get(&self.graph, i, WeightMod::Identity, Direction::Forward, true)?.run(&xin)?;
                     reshape(y, &shape)?
                 }
                 Layer::Const { op, value } => {
@@ -748,8 +752,7 @@ impl Explainer {
                 Some({
                     let mut z = ArrayD::<f32>::zeros(r.raw_dim());
                     for (t, x) in &inputs {
-                        let zt =
-                            self.kernels.get(&self.graph, i, t.weight, Direction::Forward, false)?.run(x.clone())?;
+                        let zt = self.kernels.get(&self.graph, i, t.weight, Direction::Forward, false)?.run(x)?;
                         z.scaled_add(t.sign, &zt);
                     }
                     if let Some(bm) = prop.bias {
@@ -781,7 +784,7 @@ impl Explainer {
                 self.denominators.1.insert(key, z);
             }
             for (t, x) in inputs {
-                let back = self.kernels.get(&self.graph, i, t.weight, Direction::Transpose, false)?.run(s.clone())?;
+                let back = self.kernels.get(&self.graph, i, t.weight, Direction::Transpose, false)?.run(&s)?;
                 let f = coef * t.sign;
                 Zip::from(&mut out).and(&x).and(&back).for_each(|o, &x, &b| *o += f * x * b);
             }
@@ -799,7 +802,7 @@ impl Explainer {
         let mut out = ArrayD::<f32>::zeros(a.raw_dim());
         let mut rest = lost;
         for wm in [WeightMod::Positive, WeightMod::Ones] {
-            let z = self.kernels.get(&self.graph, i, wm, Direction::Forward, false)?.run(ones.clone())?;
+            let z = self.kernels.get(&self.graph, i, wm, Direction::Forward, false)?.run(&ones)?;
             let mut s = ArrayD::<f32>::zeros(rest.raw_dim());
             let mut remaining = false;
             Zip::from(&mut s).and(&z).and(&mut rest).for_each(|s, &z, r| {
@@ -810,7 +813,7 @@ impl Explainer {
                     remaining = true;
                 }
             });
-            out += &self.kernels.get(&self.graph, i, wm, Direction::Transpose, false)?.run(s)?;
+            out += &self.kernels.get(&self.graph, i, wm, Direction::Transpose, false)?.run(&s)?;
             if !remaining {
                 break;
             }
@@ -829,7 +832,7 @@ impl Explainer {
             Layer::Conv { geometry, .. } => {
                 let gg = reshape(g, &geometry.output_shape())?;
                 let back =
-                    self.kernels.get(&self.graph, i, WeightMod::Identity, Direction::Transpose, false)?.run(gg)?;
+                    self.kernels.get(&self.graph, i, WeightMod::Identity, Direction::Transpose, false)?.run(&gg)?;
                 vec![reshape(back, &input_shape(0))?]
             }
             Layer::Const { op, value } => {

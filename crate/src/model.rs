@@ -141,7 +141,7 @@ pub(crate) fn declutter(model: &mut TypedModel) -> TractResult<()> {
     optimizer.optimize(model)
 }
 
-/// Models larger than this are refused (500 MB): the explainer keeps every activation and
+/// Models larger than this are refused (500 MB): the explainer keeps many activations and
 /// several copies of the weights, which would not fit a browser tab.
 pub const MAX_MODEL_BYTES: u64 = 500 * 1000 * 1000;
 

@@ -268,8 +268,8 @@ proptest! {
         let y = rng.array(&g.output_shape());
         let fwd = ConvKernel::new(&g, Direction::Forward, wts.clone(), None).unwrap();
         let bwd = ConvKernel::new(&g, Direction::Transpose, wts.clone(), None).unwrap();
-        let cx = fwd.run(x.clone()).unwrap();
-        let cty = bwd.run(y.clone()).unwrap();
+        let cx = fwd.run(&x).unwrap();
+        let cty = bwd.run(&y).unwrap();
         let lhs: f64 = cx.iter().zip(y.iter()).map(|(a, b)| *a as f64 * *b as f64).sum();
         let rhs: f64 = x.iter().zip(cty.iter()).map(|(a, b)| *a as f64 * *b as f64).sum();
         let scale: f64 = cx.iter().map(|v| v.abs() as f64).sum::<f64>().max(1.0);
