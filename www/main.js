@@ -61,7 +61,30 @@ class Engine {
     this.worker.onmessageerror = () => this.crash('a message from the engine could not be read');
   }
 
-  request(type, payload = {}, { transfer = [], onProgress } = {}) {
+  /**
+   * Replaces the worker with a fresh one and brings it back to where the page was: `restore(direct)`
+   * sends its requests with `direct.request`; every other request waits until it is done, so that
+   * it finds the model (and the photo) loaded again.
+   */
+  async respawn(restore) {
+    this.spawn();
+    let open;
+    const gate = new Promise((resolve) => (open = resolve));
+    this.gate = gate;
+    try {
+      return await restore({ request: (...args) => this.send(...args) });
+    } finally {
+      if (this.gate === gate) this.gate = null;
+      open();
+    }
+  }
+
+  request(type, payload = {}, options = {}) {
+    if (this.gate) return this.gate.then(() => this.request(type, payload, options));
+    return this.send(type, payload, options);
+  }
+
+  send(type, payload = {}, { transfer = [], onProgress } = {}) {
     if (this.dead) return Promise.reject(new EngineError('the engine is restarting', true));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
@@ -569,11 +592,11 @@ async function prepare(item) {
   }
 }
 
-async function feed(prepared, report) {
+async function feed(prepared, report, engine = state.engine) {
   const onProgress = report ? stage(report) : undefined;
-  if (prepared.kind === 'tensor') return state.engine.request('input', { data: prepared.tensor }, { onProgress });
+  if (prepared.kind === 'tensor') return engine.request('input', { data: prepared.tensor }, { onProgress });
   const { rgba, width, height } = prepared.fed;
-  return state.engine.request('image', { rgba: new Uint8Array(rgba.buffer.slice(0)), width, height }, { onProgress });
+  return engine.request('image', { rgba: new Uint8Array(rgba.buffer.slice(0)), width, height }, { onProgress });
 }
 
 /** Shows the worker's progress stages in the status line. */
@@ -1527,10 +1550,11 @@ async function recover(reason) {
 
 /** A fresh worker with the current model (and photo): what the page had before it stopped. */
 async function respawn(withImage = true) {
-  state.engine.spawn();
-  showEngine(await state.engine.request('init'));
-  if (state.model) await state.engine.request('load', { bytes: await modelBytes(state.model), preprocess: state.model.preprocess });
-  if (state.image && withImage) await feed(state.image);
+  await state.engine.respawn(async (direct) => {
+    showEngine(await direct.request('init'));
+    if (state.model) await direct.request('load', { bytes: await modelBytes(state.model), preprocess: state.model.preprocess });
+    if (state.image && withImage) await feed(state.image, undefined, direct);
+  });
 }
 
 async function modelBytes(m) {

@@ -392,6 +392,50 @@ test('when the engine dies it is restarted with the model and the photo', async 
   assert.ok(e.summary.conservationError < 1e-4);
 });
 
+test('a class clicked while the engine restarts is explained once the model and the photo are back', async () => {
+  await idle(page);
+  await dismissNotices(page);
+  // hold the restarted worker's engine download, click a class meanwhile, then let it through
+  const model = /\/pkg(-relaxed)?\/resnet_lrp_bg\.wasm$/;
+  let release;
+  const held = new Promise((resolve) => (release = resolve));
+  let asked = false;
+  await h.context.route(model, async (route) => {
+    asked = true;
+    await held;
+    await route.continue();
+  });
+  try {
+    const s = await seq(page);
+    await page.evaluate(() => window.__lrp.crash());
+    for (let waited = 0; !asked; waited += 50) {
+      assert.ok(waited < 30_000, 'the restarted worker never asked for the engine');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await page.locator('[data-testid="predictions"] button').nth(2).click();
+    release();
+    // an explanation, or the error that says why not
+    const outcome = await page.waitForFunction(
+      (s) =>
+        (window.__lastExplain?.seq ?? 0) > s
+          ? 'explained'
+          : [...document.querySelectorAll('[data-testid="notices"] .notice.error .text')].map((n) => n.textContent).join('; ') || false,
+      s,
+      { timeout: 90_000, polling: 100 },
+    );
+    assert.equal(await outcome.jsonValue(), 'explained');
+    const e = await explained(page, s);
+    assert.equal(e.image, 'basic_bn.input.npy');
+    assert.ok(e.summary.conservationError < 1e-4);
+    await idle(page);
+    const errors = (await notices(page)).filter((n) => n.testid !== 'restart-notice' && n.testid !== 'info');
+    assert.deepEqual(errors, [], 'no error while the engine restarted');
+  } finally {
+    release();
+    await h.context.unroute(model);
+  }
+});
+
 async function realModel(t, { key, photo, cliArgs, check, shot }) {
   await dismissNotices(page);
   await timed(`${key}: load`, () => selectModel(key));
