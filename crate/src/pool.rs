@@ -101,41 +101,51 @@ impl PoolGeometry {
     /// Winner-take-all relevance for max pooling: each window's relevance goes to the first
     /// input that attains the maximum. Conserves relevance exactly. (Also the gradient.)
     pub fn max_winner_take_all(&self, a: ArrayView4<f32>, r: ArrayView4<f32>) -> Array4<f32> {
-        let mut out = Array4::zeros(a.raw_dim());
+        let a = a.as_standard_layout();
+        let src = a.as_slice().expect("a standard-layout array is contiguous");
+        let mut out = vec![0.0f32; src.len()];
         self.each_nonzero(r, |c, oy, ox, rel| {
-            let mut best: Option<((usize, usize), f32)> = None;
-            for (y, x) in self.window(oy, ox) {
-                let v = a[(0, c, y, x)];
+            let mut best: Option<(usize, f32)> = None;
+            for k in self.window_offsets(c, oy, ox) {
+                let v = src[k];
                 if best.is_none_or(|(_, b)| v > b) {
-                    best = Some(((y, x), v));
+                    best = Some((k, v));
                 }
             }
-            if let Some(((y, x), _)) = best {
-                out[(0, c, y, x)] += rel;
+            if let Some((k, _)) = best {
+                out[k] += rel;
             }
         });
-        out
+        Array4::from_shape_vec(a.raw_dim(), out).expect("the output has the input's size")
     }
 
     /// Proportional (z-rule) relevance through a window sum: each input gets
     /// `a_i / (Σ_window a + eps)` of the window's relevance. With `flat_fallback`, windows whose
     /// sum is zero spread their relevance evenly instead of dropping it.
     pub fn proportional(&self, a: ArrayView4<f32>, r: ArrayView4<f32>, eps: f32, flat_fallback: bool) -> Array4<f32> {
-        let mut out = Array4::zeros(a.raw_dim());
+        let a = a.as_standard_layout();
+        let src = a.as_slice().expect("a standard-layout array is contiguous");
+        let mut out = vec![0.0f32; src.len()];
         self.each_nonzero(r, |c, oy, ox, rel| {
-            let (sum, n) = self.window(oy, ox).fold((0.0f32, 0usize), |(s, n), (y, x)| (s + a[(0, c, y, x)], n + 1));
+            let (sum, n) = self.window_offsets(c, oy, ox).fold((0.0f32, 0usize), |(s, n), k| (s + src[k], n + 1));
             if flat_fallback && sum == 0.0 {
-                for (y, x) in self.window(oy, ox) {
-                    out[(0, c, y, x)] += rel / n as f32;
+                for k in self.window_offsets(c, oy, ox) {
+                    out[k] += rel / n as f32;
                 }
             } else {
                 let s = rel / (sum + eps);
-                for (y, x) in self.window(oy, ox) {
-                    out[(0, c, y, x)] += a[(0, c, y, x)] * s;
+                for k in self.window_offsets(c, oy, ox) {
+                    out[k] += src[k] * s;
                 }
             }
         });
-        out
+        Array4::from_shape_vec(a.raw_dim(), out).expect("the output has the input's size")
+    }
+
+    /// Offsets, in a standard-layout `[1, c, h, w]` input, of window `(oy, ox)` of channel `c`.
+    fn window_offsets(&self, c: usize, oy: usize, ox: usize) -> impl Iterator<Item = usize> + '_ {
+        let [h, w] = self.in_hw;
+        self.window(oy, ox).map(move |(y, x)| (c * h + y) * w + x)
     }
 
     /// Gradient of average pooling: each window's gradient spread over its inputs.
