@@ -106,12 +106,12 @@ impl PoolGeometry {
         let mut out = vec![0.0f32; src.len()];
         self.each_nonzero(r, |c, oy, ox, rel| {
             let mut best: Option<(usize, f32)> = None;
-            for k in self.window_offsets(c, oy, ox) {
+            self.for_window(c, oy, ox, |k| {
                 let v = src[k];
                 if best.is_none_or(|(_, b)| v > b) {
                     best = Some((k, v));
                 }
-            }
+            });
             if let Some((k, _)) = best {
                 out[k] += rel;
             }
@@ -127,25 +127,38 @@ impl PoolGeometry {
         let src = a.as_slice().expect("a standard-layout array is contiguous");
         let mut out = vec![0.0f32; src.len()];
         self.each_nonzero(r, |c, oy, ox, rel| {
-            let (sum, n) = self.window_offsets(c, oy, ox).fold((0.0f32, 0usize), |(s, n), k| (s + src[k], n + 1));
+            let (mut sum, mut n) = (0.0f32, 0usize);
+            self.for_window(c, oy, ox, |k| {
+                sum += src[k];
+                n += 1;
+            });
             if flat_fallback && sum == 0.0 {
-                for k in self.window_offsets(c, oy, ox) {
-                    out[k] += rel / n as f32;
-                }
+                self.for_window(c, oy, ox, |k| out[k] += rel / n as f32);
             } else {
                 let s = rel / (sum + eps);
-                for k in self.window_offsets(c, oy, ox) {
-                    out[k] += src[k] * s;
-                }
+                self.for_window(c, oy, ox, |k| out[k] += src[k] * s);
             }
         });
         Array4::from_shape_vec(a.raw_dim(), out).expect("the output has the input's size")
     }
 
-    /// Offsets, in a standard-layout `[1, c, h, w]` input, of window `(oy, ox)` of channel `c`.
-    fn window_offsets(&self, c: usize, oy: usize, ox: usize) -> impl Iterator<Item = usize> + '_ {
+    /// Calls `f` with the offset, in a standard-layout `[1, c, h, w]` input, of every position of
+    /// window `(oy, ox)` of channel `c` (padding excluded), row by row: the same positions as
+    /// [`Self::window`].
+    fn for_window(&self, c: usize, oy: usize, ox: usize, mut f: impl FnMut(usize)) {
         let [h, w] = self.in_hw;
-        self.window(oy, ox).map(move |(y, x)| (c * h + y) * w + x)
+        let span = |o: usize, axis: usize, len: usize| {
+            let start = (o * self.strides[axis]) as isize - self.pad_begin[axis] as isize;
+            let end = (start + self.kernel[axis] as isize).min(len as isize);
+            (start.max(0) as usize)..(end.max(0) as usize)
+        };
+        let xs = span(ox, 1, w);
+        for y in span(oy, 0, h) {
+            let row = (c * h + y) * w;
+            for x in xs.clone() {
+                f(row + x);
+            }
+        }
     }
 
     /// Gradient of average pooling: each window's gradient spread over its inputs.
