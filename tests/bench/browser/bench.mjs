@@ -4,7 +4,7 @@
 //   node tests/bench/browser/bench.mjs --pkg DIR [--pkg-relaxed DIR] [options]
 //
 // Options: --runs N (10) timed runs after --warmup N (2); --loads N (3) model loads;
-//   --models resnet18,resnet50,open_nsfw; --cold-runs N (3) fresh-profile loads of the real page
+//   --models resnet18,resnet50,open_nsfw; --cold-runs N (3) fresh-profile loads of the real page, timed per stage
 //   (www/?model=open_nsfw&photo=chelsea.png) until its first heatmap, 0 to skip; --no-ort;
 //   --profile NAME (recorded only); --out FILE (tests/bench/browser/out/results.json).
 //
@@ -137,6 +137,7 @@ async function coldPage(chromium, pkg, pkgRelaxed, runs) {
     mounts: { '/pkg/': pkg, '/pkg-relaxed/': relaxed, '/models/fixtures/': path.join(ROOT, 'tests', 'fixtures') },
   });
   const times = [];
+  const stages = [];
   const out = { url: '?model=open_nsfw&photo=chelsea.png', pkg: path.relative(ROOT, pkg), pkgRelaxed: pkgRelaxed ? path.relative(ROOT, pkgRelaxed) : null };
   try {
     for (let i = 0; i < runs; i++) {
@@ -145,6 +146,22 @@ async function coldPage(chromium, pkg, pkgRelaxed, runs) {
         const errors = [];
         b.page.on('pageerror', (e) => errors.push(e.message));
         await b.page.addInitScript(() => {
+          // when each request to the engine's worker was posted and answered (the page's stages)
+          window.__stages = [];
+          const Worker = window.Worker;
+          window.Worker = class extends Worker {
+            constructor(...args) {
+              super(...args);
+              this.addEventListener('message', (e) => {
+                const s = window.__stages.find((x) => x.id === e.data?.id);
+                if (s && e.data.status !== 'progress') s.done = performance.now();
+              });
+            }
+            postMessage(msg, transfer) {
+              if (msg && msg.id !== undefined) window.__stages.push({ id: msg.id, type: msg.type, posted: performance.now() });
+              super.postMessage(msg, transfer);
+            }
+          };
           let value;
           Object.defineProperty(window, '__lastExplain', {
             configurable: true,
@@ -161,6 +178,7 @@ async function coldPage(chromium, pkg, pkgRelaxed, runs) {
           polling: 50,
         });
         const ms = await b.page.evaluate(() => window.__firstHeatmap);
+        stages.push(await b.page.evaluate(() => window.__stages.filter((x) => x.done !== undefined)));
         out.engine ??= await b.page.evaluate(() => window.__lrp?.state?.engineInfo?.engine ?? null);
         if (ms === undefined) throw new Error(`the page became ready without a heatmap ${errors.join('; ')}`);
         times.push(ms);
@@ -176,6 +194,11 @@ async function coldPage(chromium, pkg, pkgRelaxed, runs) {
   }
   out.times = times;
   out.stats = stats(times);
+  // per load: each engine request's time from posted to answered, and the first request's start
+  out.stages = stages;
+  const per = (type) => stats(stages.map((l) => l.find((x) => x.type === type)).filter(Boolean).map((x) => x.done - x.posted));
+  out.stageStats = { start: stats(stages.map((l) => l[0]?.posted).filter((v) => v !== undefined)) };
+  for (const type of ['init', 'load', 'image', 'explain']) out.stageStats[type] = per(type);
   return out;
 }
 
@@ -317,6 +340,11 @@ async function main() {
   if (results.coldPage?.stats) {
     const c = results.coldPage;
     console.log(`\ncold page load → first heatmap (open_nsfw, chelsea.png, ${c.engine ?? 'pkg'}/): ${fmt(c.stats)} ms over ${c.stats.n} fresh profiles`);
+    const st = c.stageStats ?? {};
+    console.log(
+      `  stages, ms: worker's first request at ${fmt(st.start)}; init (engine compile) ${fmt(st.init)}; ` +
+        `load (model) ${fmt(st.load)}; image (first forward) ${fmt(st.image)}; explain (first LRP) ${fmt(st.explain)}`,
+    );
   }
   for (const m of results.models) {
     for (const [name, a] of Object.entries(m.agreement ?? {})) {
