@@ -15,6 +15,14 @@ use tract_onnx::tract_core::ops::nn::DataFormat;
 
 use crate::error::{Error, Result};
 
+/// A tract tensor holding `x`: one copy into tract's aligned storage, straight from the array.
+pub(crate) fn tensor(x: &ArrayD<f32>) -> Result<Tensor> {
+    Ok(match x.as_slice() {
+        Some(s) => Tensor::from_shape(x.shape(), s)?,
+        None => Tensor::from(x.as_standard_layout().into_owned()),
+    })
+}
+
 /// Geometry of a 2-D convolution in NCHW layout with an OIHW kernel, batch 1.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConvGeometry {
@@ -265,12 +273,7 @@ impl ConvKernel {
     /// # Errors
     /// Fails on a shape mismatch or inside tract.
     pub fn run(&self, x: &ArrayD<f32>) -> Result<ArrayD<f32>> {
-        // one copy into tract's aligned storage, straight from the caller's array
-        let t = match x.as_slice() {
-            Some(s) => Tensor::from_shape(x.shape(), s)?,
-            None => Tensor::from(x.as_standard_layout().into_owned()),
-        };
-        let out = self.plan.run(tvec![t.into_tvalue()])?;
+        let out = self.plan.run(tvec![tensor(x)?.into_tvalue()])?;
         let out = out.into_iter().next().ok_or_else(|| Error::Tract("convolution plan returned nothing".into()))?;
         let arr = out.into_tensor().into_plain_array::<f32>()?;
         if arr.shape() != self.out_shape {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use ndarray::{Array4, ArrayD, Axis, IxDyn, Slice, Zip};
 use serde::Serialize;
-use tract_onnx::prelude::{IntoTValue, IntoTensor, TValue, Tensor, TypedRunnableModel};
+use tract_onnx::prelude::{IntoTValue, IntoTensor, TValue, TypedRunnableModel};
 
 use crate::composite::{Composite, MaxPoolRule};
 use crate::error::{Error, Result};
@@ -350,11 +350,7 @@ impl Explainer {
 
     /// The kept activations from one run of the plan; the others are left empty.
     fn forward_plan(&self, plan: &ForwardPlan, input: ArrayD<f32>) -> Result<Vec<ArrayD<f32>>> {
-        let x = match input.as_slice() {
-            Some(s) => Tensor::from_shape(input.shape(), s)?,
-            None => Tensor::from(input.clone()),
-        };
-        let out = plan.plan.run(std::iter::once(x.into_tvalue()).collect())?;
+        let out = plan.plan.run(std::iter::once(crate::kernels::tensor(&input)?.into_tvalue()).collect())?;
         let mut out: Vec<Option<TValue>> = out.into_iter().map(Some).collect();
         let mut values: Vec<ArrayD<f32>> = vec![ArrayD::zeros(IxDyn(&[0])); self.graph.nodes.len()];
         values[0] = input;

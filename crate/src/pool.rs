@@ -1,6 +1,8 @@
 //! Spatial pooling windows (max and average) in NCHW, batch 1: forward and the relevance
 //! rules that go with them. Pools are cheap next to convolutions, so plain loops do.
 
+use std::ops::Range;
+
 use ndarray::{Array4, ArrayView4};
 
 /// Geometry of a 2-D pooling window.
@@ -21,17 +23,27 @@ pub struct PoolGeometry {
 }
 
 impl PoolGeometry {
-    /// The input positions `(y, x)` of window `(oy, ox)`, padding excluded.
-    pub fn window(&self, oy: usize, ox: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
-        let y0 = (oy * self.strides[0]) as isize - self.pad_begin[0] as isize;
-        let x0 = (ox * self.strides[1]) as isize - self.pad_begin[1] as isize;
-        let (h, w) = (self.in_hw[0] as isize, self.in_hw[1] as isize);
-        (0..self.kernel[0] as isize).flat_map(move |dy| {
-            (0..self.kernel[1] as isize).filter_map(move |dx| {
-                let (y, x) = (y0 + dy, x0 + dx);
-                (y >= 0 && y < h && x >= 0 && x < w).then_some((y as usize, x as usize))
-            })
-        })
+    /// The input rows and columns of window `(oy, ox)`, padding excluded.
+    pub fn window(&self, oy: usize, ox: usize) -> (Range<usize>, Range<usize>) {
+        let span = |o: usize, axis: usize| {
+            let start = (o * self.strides[axis]) as isize - self.pad_begin[axis] as isize;
+            let end = (start + self.kernel[axis] as isize).min(self.in_hw[axis] as isize);
+            (start.max(0) as usize)..(end.max(0) as usize)
+        };
+        (span(oy, 0), span(ox, 1))
+    }
+
+    /// Calls `f` with the offset, in a standard-layout `[1, c, h, w]` input, of every position of
+    /// window `(oy, ox)` of channel `c`, row by row.
+    fn for_window(&self, c: usize, oy: usize, ox: usize, mut f: impl FnMut(usize)) {
+        let [h, w] = self.in_hw;
+        let (ys, xs) = self.window(oy, ox);
+        for y in ys {
+            let row = (c * h + y) * w;
+            for x in xs.clone() {
+                f(row + x);
+            }
+        }
     }
 
     /// Output size along one axis for the given input size (floor mode over the explicit pads).
@@ -46,8 +58,8 @@ impl PoolGeometry {
         self.kernel.iter().all(|&k| k > 0)
             && self.strides.iter().all(|&s| s > 0)
             && (0..2).all(|a| self.output_len(a, self.in_hw[a]) == Some(self.out_hw[a]))
-            && (0..self.out_hw[0]).all(|oy| self.window(oy, 0).next().is_some())
-            && (0..self.out_hw[1]).all(|ox| self.window(0, ox).next().is_some())
+            && (0..self.out_hw[0]).all(|oy| !self.window(oy, 0).0.is_empty())
+            && (0..self.out_hw[1]).all(|ox| !self.window(0, ox).1.is_empty())
     }
 
     fn out_array(&self, c: usize) -> Array4<f32> {
@@ -56,30 +68,30 @@ impl PoolGeometry {
 
     /// Max pooling forward.
     pub fn max_forward(&self, a: ArrayView4<f32>) -> Array4<f32> {
+        let a = a.as_standard_layout();
+        let src = a.as_slice().expect("a standard-layout array is contiguous");
         let mut out = self.out_array(a.shape()[1]);
-        for c in 0..a.shape()[1] {
-            for oy in 0..self.out_hw[0] {
-                for ox in 0..self.out_hw[1] {
-                    out[(0, c, oy, ox)] =
-                        self.window(oy, ox).map(|(y, x)| a[(0, c, y, x)]).fold(f32::NEG_INFINITY, f32::max);
-                }
-            }
+        for ((_, c, oy, ox), o) in out.indexed_iter_mut() {
+            let mut m = f32::NEG_INFINITY;
+            self.for_window(c, oy, ox, |k| m = m.max(src[k]));
+            *o = m;
         }
         out
     }
 
     /// Average pooling forward; `count_include_pad` divides by the full window size.
     pub fn avg_forward(&self, a: ArrayView4<f32>, count_include_pad: bool) -> Array4<f32> {
+        let a = a.as_standard_layout();
+        let src = a.as_slice().expect("a standard-layout array is contiguous");
         let mut out = self.out_array(a.shape()[1]);
         let full = (self.kernel[0] * self.kernel[1]) as f32;
-        for c in 0..a.shape()[1] {
-            for oy in 0..self.out_hw[0] {
-                for ox in 0..self.out_hw[1] {
-                    let (sum, n) =
-                        self.window(oy, ox).fold((0.0f32, 0usize), |(s, n), (y, x)| (s + a[(0, c, y, x)], n + 1));
-                    out[(0, c, oy, ox)] = sum / if count_include_pad { full } else { n as f32 };
-                }
-            }
+        for ((_, c, oy, ox), o) in out.indexed_iter_mut() {
+            let (mut sum, mut n) = (0.0f32, 0usize);
+            self.for_window(c, oy, ox, |k| {
+                sum += src[k];
+                n += 1;
+            });
+            *o = sum / if count_include_pad { full } else { n as f32 };
         }
         out
     }
@@ -142,35 +154,15 @@ impl PoolGeometry {
         Array4::from_shape_vec(a.raw_dim(), out).expect("the output has the input's size")
     }
 
-    /// Calls `f` with the offset, in a standard-layout `[1, c, h, w]` input, of every position of
-    /// window `(oy, ox)` of channel `c` (padding excluded), row by row: the same positions as
-    /// [`Self::window`].
-    fn for_window(&self, c: usize, oy: usize, ox: usize, mut f: impl FnMut(usize)) {
-        let [h, w] = self.in_hw;
-        let span = |o: usize, axis: usize, len: usize| {
-            let start = (o * self.strides[axis]) as isize - self.pad_begin[axis] as isize;
-            let end = (start + self.kernel[axis] as isize).min(len as isize);
-            (start.max(0) as usize)..(end.max(0) as usize)
-        };
-        let xs = span(ox, 1, w);
-        for y in span(oy, 0, h) {
-            let row = (c * h + y) * w;
-            for x in xs.clone() {
-                f(row + x);
-            }
-        }
-    }
-
     /// Gradient of average pooling: each window's gradient spread over its inputs.
     pub fn avg_backward(&self, a_shape: [usize; 4], g: ArrayView4<f32>, count_include_pad: bool) -> Array4<f32> {
-        let mut out = Array4::zeros(a_shape);
+        let mut out = vec![0.0f32; a_shape.iter().product()];
         let full = (self.kernel[0] * self.kernel[1]) as f32;
         self.each_nonzero(g, |c, oy, ox, v| {
-            let n = if count_include_pad { full } else { self.window(oy, ox).count() as f32 };
-            for (y, x) in self.window(oy, ox) {
-                out[(0, c, y, x)] += v / n;
-            }
+            let (ys, xs) = self.window(oy, ox);
+            let n = if count_include_pad { full } else { (ys.len() * xs.len()) as f32 };
+            self.for_window(c, oy, ox, |k| out[k] += v / n);
         });
-        out
+        Array4::from_shape_vec(a_shape, out).expect("the output has the input's size")
     }
 }
