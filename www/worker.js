@@ -7,9 +7,11 @@
 // replaces this worker.
 //
 // Requests:
-//   init                                     → {simd, relaxed, engine, relaxedSupported}: the build that
-//                                              was loaded (`engine`: "pkg-relaxed" with relaxed: true,
-//                                              else "pkg") and whether this browser validates relaxed SIMD
+//   init                                     → {simd, relaxed, engine, threads, relaxedSupported, isolated}:
+//                                              the build that was loaded (`engine`: "pkg-threads" or
+//                                              "pkg-relaxed" with relaxed: true, else "pkg"), the size of
+//                                              its worker pool (1: none), whether this browser validates
+//                                              relaxed SIMD and whether the page is cross-origin isolated
 //   load     {bytes, preprocess}             → {info}            (keeps the previous model on error)
 //   image    {rgba, width, height}           → {prediction}
 //   input    {data}                          → {prediction}      (a preprocessed tensor)
@@ -23,9 +25,12 @@
 //   crash                                    → the worker throws outside any request (used by the
 //                                              page's tests to exercise recovery)
 
-// The engine comes in two builds (./build.sh wasm): pkg/ with SIMD128 and pkg-relaxed/ with SIMD128 and
-// relaxed SIMD (faster matrix kernels: f32x4.relaxed_madd). The relaxed build is loaded where the browser
-// validates relaxed SIMD and the server has it; pkg/ otherwise.
+// The engine comes in three builds (./build.sh wasm): pkg/ with SIMD128, pkg-relaxed/ with SIMD128 and
+// relaxed SIMD (faster matrix kernels: f32x4.relaxed_madd), and pkg-threads/: relaxed SIMD plus shared
+// memory, whose matrix products run on a pool of Web Workers. The first one this browser, this page and
+// this server allow is loaded: pkg-threads/ needs relaxed SIMD and a cross-origin isolated page (the
+// server sends COOP and COEP headers) on a machine with more than one core; pkg-relaxed/ needs relaxed
+// SIMD; pkg/ runs everywhere with SIMD128.
 let Explainer = null;
 let loaded = null; // the answer to `init`
 
@@ -62,12 +67,44 @@ async function exists(url) {
   }
 }
 
-/** Imports one build of the engine and instantiates its wasm. */
+/** Imports one build of the engine and instantiates its wasm (and, for pkg-threads, starts its pool). */
 async function load(engine) {
-  const mod = engine === 'pkg-relaxed' ? await import('./pkg-relaxed/resnet_lrp.js') : await import('./pkg/resnet_lrp.js');
+  const mod =
+    engine === 'pkg-threads'
+      ? await import('./pkg-threads/resnet_lrp.js')
+      : engine === 'pkg-relaxed'
+        ? await import('./pkg-relaxed/resnet_lrp.js')
+        : await import('./pkg/resnet_lrp.js');
   await mod.default();
+  let threads = 1;
+  if (engine === 'pkg-threads') {
+    await mod.initThreadPool(poolSize());
+    threads = mod.useThreadPool();
+  }
   Explainer = mod.Explainer;
-  loaded = { simd: true, relaxed: engine === 'pkg-relaxed', engine, relaxedSupported: WebAssembly.validate(RELAXED_PROBE) };
+  loaded = {
+    simd: true,
+    relaxed: engine !== 'pkg',
+    engine,
+    threads,
+    relaxedSupported: WebAssembly.validate(RELAXED_PROBE),
+    isolated: self.crossOriginIsolated === true,
+  };
+}
+
+/**
+ * Workers in the pool of the threaded engine: one per logical core (the engine's own worker only waits
+ * while they compute), at most 16. `?threads=N` on the page's address asks for N (1: no pool).
+ */
+function poolSize() {
+  const asked = Number(new URL(self.location.href).searchParams.get('threads'));
+  const cores = Math.min(navigator.hardwareConcurrency || 1, 16);
+  return Number.isInteger(asked) && asked > 0 ? Math.min(asked, 16) : cores;
+}
+
+/** Whether the threaded engine can run here: shared memory needs a cross-origin isolated page. */
+function threadsPossible() {
+  return self.crossOriginIsolated === true && typeof SharedArrayBuffer === 'function' && poolSize() > 1;
 }
 
 async function start() {
@@ -76,7 +113,16 @@ async function start() {
       'this browser does not support WebAssembly SIMD (Chrome/Edge ≥ 91, Firefox ≥ 89, Safari ≥ 16.4 do)',
     );
   }
-  if (WebAssembly.validate(RELAXED_PROBE) && (await exists(new URL('./pkg-relaxed/resnet_lrp.js', import.meta.url)))) {
+  const relaxed = WebAssembly.validate(RELAXED_PROBE);
+  if (relaxed && threadsPossible() && (await exists(new URL('./pkg-threads/resnet_lrp.js', import.meta.url)))) {
+    try {
+      await load('pkg-threads');
+      return;
+    } catch (e) {
+      console.warn(`the threaded engine (pkg-threads/) could not be started, using one thread: ${message(e)}`);
+    }
+  }
+  if (relaxed && (await exists(new URL('./pkg-relaxed/resnet_lrp.js', import.meta.url)))) {
     try {
       await load('pkg-relaxed');
       return;

@@ -27,6 +27,30 @@ pub fn start() {
     console_error_panic_hook::set_once();
 }
 
+/// Starts a pool of `n` Web Workers sharing this module's memory (threaded build only). JavaScript
+/// awaits the returned promise, then calls [`use_thread_pool`].
+#[cfg(feature = "threads")]
+pub use wasm_bindgen_rayon::init_thread_pool;
+
+/// Whether this build of the engine can run on a worker pool (`initThreadPool` exists).
+#[wasm_bindgen(js_name = hasThreads)]
+pub fn has_threads() -> bool {
+    cfg!(feature = "threads")
+}
+
+/// Sends tract's matrix products to the pool started by `initThreadPool` and returns its size.
+/// Fails on a build without threads; until it is called, everything runs on the calling thread.
+#[wasm_bindgen(js_name = useThreadPool)]
+pub fn use_thread_pool() -> Result<usize, JsError> {
+    #[cfg(feature = "threads")]
+    {
+        tract_linalg::multithread::set_default_executor(tract_linalg::multithread::Executor::RayonGlobal);
+        Ok(rayon::current_num_threads())
+    }
+    #[cfg(not(feature = "threads"))]
+    Err(JsError::new("this build of the engine has no thread pool"))
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ModelInfo<'a> {

@@ -1,6 +1,7 @@
-// Which build of the engine the page's worker loads: pkg-relaxed/ (+simd128,+relaxed-simd) where the
-// browser validates relaxed SIMD and the server has that build, pkg/ (+simd128) otherwise, and a
-// pkg-relaxed/ that does not load falls back to pkg/. The page shows the choice next to its status
+// Which build of the engine the page's worker loads: pkg-threads/ (relaxed SIMD and a worker pool) on a
+// cross-origin isolated page, pkg-relaxed/ (+simd128,+relaxed-simd) where the browser validates relaxed
+// SIMD and the server has that build, pkg/ (+simd128) otherwise, and a build that does not load falls
+// back to the next one. The page shows the choice next to its status
 // and every choice explains a photo. The first model and photo download while the engine compiles.
 //
 //   node tests/e2e/engine.test.mjs          or          node --test tests/e2e/
@@ -40,17 +41,18 @@ async function withoutRelaxedSimd(context) {
 }
 
 /** Opens the page with a photo, waits for its explanation; returns what the page and the server saw. */
-async function run(name, { relaxedDir = NOWHERE, noRelaxedSimd = false } = {}) {
-  const h = await openPage(name, { mounts: { '/pkg-relaxed/': relaxedDir } });
+async function run(name, { relaxedDir = NOWHERE, threadsDir = NOWHERE, isolated = false, query = '', noRelaxedSimd = false, after } = {}) {
+  const h = await openPage(name, { mounts: { '/pkg-relaxed/': relaxedDir, '/pkg-threads/': threadsDir }, isolated });
   try {
     if (noRelaxedSimd) await withoutRelaxedSimd(h.context);
-    await h.page.goto(`${h.server.url}?model=basic_bn&photo=chelsea.png`);
+    await h.page.goto(`${h.server.url}?model=basic_bn&photo=chelsea.png${query}`);
     const ex = await explained(h.page, 0, 120_000);
     const info = await h.page.evaluate(() => window.__lrp.state.engineInfo);
-    const badge = await h.page.$eval('[data-testid="engine"]', (el) => ({ text: el.textContent, hidden: el.hidden, engine: el.dataset.engine }));
-    const wasm = h.server.log.filter((l) => /^GET \/pkg(-relaxed)?\/resnet_lrp_bg\.wasm 200$/.test(l));
+    const badge = await h.page.$eval('[data-testid="engine"]', (el) => ({ text: el.textContent, hidden: el.hidden, engine: el.dataset.engine, title: el.title }));
+    const wasm = h.server.log.filter((l) => /^GET \/pkg(-relaxed|-threads)?\/resnet_lrp_bg\.wasm 200$/.test(l));
     const errors = await h.page.$$eval('[data-testid="notices"] .notice.error', (els) => els.map((e) => e.textContent));
-    return { ex, info, badge, wasm, errors, pageErrors: [...h.pageErrors] };
+    const more = after ? await after(h) : undefined;
+    return { ex, info, badge, wasm, errors, more, pageErrors: [...h.pageErrors] };
   } finally {
     await h.close();
   }
@@ -66,7 +68,7 @@ function explainedPhoto(r) {
 
 test('without pkg-relaxed/ the page falls back to pkg/, says so and explains a photo', async () => {
   const r = await run('engine-fallback');
-  assert.deepEqual(r.info, { simd: true, relaxed: false, engine: 'pkg', relaxedSupported: true });
+  assert.deepEqual(r.info, { simd: true, relaxed: false, engine: 'pkg', threads: 1, relaxedSupported: true, isolated: false });
   assert.equal(r.badge.hidden, false);
   assert.equal(r.badge.text, 'wasm SIMD128');
   assert.equal(r.badge.engine, 'pkg');
@@ -77,7 +79,7 @@ test('without pkg-relaxed/ the page falls back to pkg/, says so and explains a p
 test('with pkg-relaxed/ on the server and relaxed SIMD in the browser, the page loads pkg-relaxed/', async () => {
   // the dev build of www/pkg stands in for the relaxed build: what is tested is the choice
   const r = await run('engine-relaxed', { relaxedDir: path.join(WWW, 'pkg') });
-  assert.deepEqual(r.info, { simd: true, relaxed: true, engine: 'pkg-relaxed', relaxedSupported: true });
+  assert.deepEqual(r.info, { simd: true, relaxed: true, engine: 'pkg-relaxed', threads: 1, relaxedSupported: true, isolated: false });
   assert.equal(r.badge.text, 'wasm relaxed SIMD');
   assert.equal(r.badge.engine, 'pkg-relaxed');
   assert.deepEqual(r.wasm, ['GET /pkg-relaxed/resnet_lrp_bg.wasm 200']);
@@ -86,7 +88,7 @@ test('with pkg-relaxed/ on the server and relaxed SIMD in the browser, the page 
 
 test('a browser without relaxed SIMD loads pkg/ even where pkg-relaxed/ exists', async () => {
   const r = await run('engine-no-relaxed', { relaxedDir: path.join(WWW, 'pkg'), noRelaxedSimd: true });
-  assert.deepEqual(r.info, { simd: true, relaxed: false, engine: 'pkg', relaxedSupported: false });
+  assert.deepEqual(r.info, { simd: true, relaxed: false, engine: 'pkg', threads: 1, relaxedSupported: false, isolated: false });
   assert.equal(r.badge.text, 'wasm SIMD128');
   assert.deepEqual(r.wasm, ['GET /pkg/resnet_lrp_bg.wasm 200']);
   explainedPhoto(r);
@@ -97,9 +99,70 @@ test('a pkg-relaxed/ that does not load (its wasm missing) falls back to pkg/', 
   try {
     fs.copyFileSync(path.join(WWW, 'pkg', 'resnet_lrp.js'), path.join(dir, 'resnet_lrp.js'));
     const r = await run('engine-broken-relaxed', { relaxedDir: dir });
-    assert.deepEqual(r.info, { simd: true, relaxed: false, engine: 'pkg', relaxedSupported: true });
+    assert.deepEqual(r.info, { simd: true, relaxed: false, engine: 'pkg', threads: 1, relaxedSupported: true, isolated: false });
     assert.deepEqual(r.wasm, ['GET /pkg/resnet_lrp_bg.wasm 200']);
     explainedPhoto(r);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+const THREADS = path.join(WWW, 'pkg-threads');
+
+test('on a cross-origin isolated page the threaded engine runs on a worker pool and explains as one thread does', async () => {
+  // the threaded build needs no stand-in: ./build.sh wasm builds www/pkg-threads for every profile
+  const one = await run('engine-one-thread', { threadsDir: THREADS });
+  assert.equal(one.info.engine, 'pkg', 'a page that is not isolated never loads pkg-threads/');
+  assert.match(one.badge.title, /not cross-origin isolated/);
+  const r = await run('engine-threads', {
+    threadsDir: THREADS,
+    isolated: true,
+    query: '&threads=2',
+    // after the worker dies, the restarted one starts its pool again and explains
+    after: async (h) => {
+      const s = await h.page.evaluate(() => window.__lastExplain.seq);
+      await h.page.evaluate(() => window.__lrp.crash());
+      await h.page.waitForFunction(
+        () => [...document.querySelectorAll('[data-testid="restart-notice"] .text')].some((e) => /restarted/.test(e.textContent)),
+        null,
+        { timeout: 120_000 },
+      );
+      await h.page.locator('[data-testid="predictions"] button').nth(1).click();
+      const again = await explained(h.page, s, 120_000);
+      const info = await h.page.evaluate(() => window.__lrp.state.engineInfo);
+      return { again, info };
+    },
+  });
+  assert.deepEqual(r.info, { simd: true, relaxed: true, engine: 'pkg-threads', threads: 2, relaxedSupported: true, isolated: true });
+  assert.equal(r.badge.text, 'wasm relaxed SIMD · 2 threads');
+  assert.equal(r.badge.engine, 'pkg-threads');
+  assert.deepEqual(r.wasm.slice(0, 1), ['GET /pkg-threads/resnet_lrp_bg.wasm 200']);
+  explainedPhoto(r);
+  // the same heatmap as one thread (pkg/, without relaxed SIMD's fused multiply-add: rounding only)
+  assert.equal(r.ex.summary.target, one.ex.summary.target);
+  assert.equal(r.ex.map.length, one.ex.map.length);
+  const scale = Math.max(...one.ex.map.map(Math.abs));
+  const worst = Math.max(...r.ex.map.map((v, i) => Math.abs(v - one.ex.map[i])));
+  assert.ok(scale > 0 && worst <= 1e-4 * scale, `threaded vs one thread: max difference ${worst} of ${scale}`);
+  assert.equal(r.more.info.engine, 'pkg-threads');
+  assert.equal(r.more.info.threads, 2);
+  assert.ok(r.more.again.summary.conservationError < 1e-4);
+  assert.notEqual(r.more.again.summary.target, r.ex.summary.target);
+});
+
+test('on an isolated page, ?threads=1 or a pkg-threads/ that cannot start leaves the engine on one thread', async () => {
+  const asked = await run('engine-threads-off', { threadsDir: THREADS, isolated: true, query: '&threads=1' });
+  assert.deepEqual(asked.info, { simd: true, relaxed: false, engine: 'pkg', threads: 1, relaxedSupported: true, isolated: true });
+  assert.match(asked.badge.title, /\?threads=1/);
+  assert.deepEqual(asked.wasm, ['GET /pkg/resnet_lrp_bg.wasm 200']);
+  explainedPhoto(asked);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'resnet-lrp-e2e-pkg-threads-'));
+  try {
+    fs.copyFileSync(path.join(THREADS, 'resnet_lrp.js'), path.join(dir, 'resnet_lrp.js'));
+    const broken = await run('engine-threads-broken', { threadsDir: dir, isolated: true, query: '&threads=2' });
+    assert.deepEqual(broken.info, { simd: true, relaxed: false, engine: 'pkg', threads: 1, relaxedSupported: true, isolated: true });
+    assert.deepEqual(broken.wasm, ['GET /pkg/resnet_lrp_bg.wasm 200']);
+    explainedPhoto(broken);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

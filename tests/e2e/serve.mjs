@@ -1,9 +1,11 @@
 // A small static file server for www/ (or any directory), bound to 127.0.0.1.
 //
-//   node tests/e2e/serve.mjs [--port 8080] [--root www]     serve until Ctrl-C
+//   node tests/e2e/serve.mjs [--port 8080] [--root www] [--isolated]     serve until Ctrl-C
 //   import { serve } from './serve.mjs'; const s = await serve({ root, port: 0 }); ... await s.close();
 //
 // `mounts` maps URL prefixes to other directories, e.g. {'/models/fixtures/': 'tests/fixtures'}.
+// `isolated` sends COOP and COEP headers, which make the page cross-origin isolated (shared memory, so
+// the threaded engine), as tools/serve.py does for ./build.sh serve.
 //
 // GET and HEAD only; correct MIME types (application/wasm for streaming compilation, text/javascript
 // for ES modules); no directory listings; paths cannot escape the root; no caching headers, so a
@@ -40,14 +42,17 @@ export const MIME = {
  * Starts serving `root` (and `mounts`: URL prefix → directory). `port: 0` picks a free port.
  * @returns {Promise<{url: string, port: number, close: () => Promise<void>, log: string[]}>}
  */
-export function serve({ root, mounts = {}, port = 0, host = '127.0.0.1', quiet = true } = {}) {
+export function serve({ root, mounts = {}, port = 0, host = '127.0.0.1', quiet = true, isolated = false } = {}) {
+  const isolation = isolated
+    ? { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' }
+    : {};
   const dirs = Object.entries(mounts)
     .map(([prefix, dir]) => [prefix.endsWith('/') ? prefix : `${prefix}/`, path.resolve(dir)])
     .concat([['/', path.resolve(root)]]);
   const log = [];
   const server = http.createServer((req, res) => {
     const send = (status, body, headers = {}) => {
-      res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', ...headers });
+      res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', ...isolation, ...headers });
       res.end(req.method === 'HEAD' ? undefined : body);
     };
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'method not allowed\n', { allow: 'GET, HEAD' });
@@ -71,6 +76,7 @@ export function serve({ root, mounts = {}, port = 0, host = '127.0.0.1', quiet =
         'content-length': st.size,
         'cache-control': 'no-cache',
         'x-content-type-options': 'nosniff',
+        ...isolation,
       });
       if (req.method === 'HEAD') return res.end();
       fs.createReadStream(file).pipe(res);
@@ -102,6 +108,6 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
   };
   const here = path.dirname(fileURLToPath(import.meta.url));
   const root = opt('root', path.join(here, '..', '..', 'www'));
-  const s = await serve({ root, port: Number(opt('port', 8080)), quiet: false });
+  const s = await serve({ root, port: Number(opt('port', 8080)), quiet: false, isolated: args.includes('--isolated') });
   console.log(`serving ${path.resolve(root)} on ${s.url} (Ctrl-C to stop)`);
 }

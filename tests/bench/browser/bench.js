@@ -1,6 +1,8 @@
-// The benchmark page's module. Loads one or more builds of our engine and onnxruntime-web on the
-// page's main thread (no worker, one thread each) and times them on the same ONNX bytes and the
-// same input tensor. Driven by bench.mjs through `window.bench.run(config)`.
+// The benchmark page's module. Loads one or more builds of our engine and onnxruntime-web and times
+// them on the same ONNX bytes and the same input tensor, interleaved run by run. The single-thread
+// builds and onnxruntime (one thread) run on the page's main thread; the threaded build runs in
+// engine-worker.js with its pool, and is timed there. Driven by bench.mjs through
+// `window.bench.run(config)`.
 
 // Every WebAssembly memory the page instantiates, tagged with the engine being loaded, so that the
 // size of onnxruntime-web's memory can be read too (it does not expose it).
@@ -55,8 +57,81 @@ function maxDiff(a, b) {
 
 const argmax = (a) => a.reduce((best, v, i) => (v > a[best] ? i : best), 0);
 
+/** One of our builds on this page's main thread. Every call answers `{ms, ...}` like engine-worker.js. */
+function mainThreadEngine(url) {
+  let mod = null;
+  let wasm = null;
+  let ex = null;
+  const timed = (f) => {
+    const t0 = now();
+    const value = f();
+    return [now() - t0, value];
+  };
+  return {
+    async init() {
+      const t0 = now();
+      mod = await import(url);
+      wasm = await mod.default();
+      return { ms: now() - t0, threads: 1 };
+    },
+    async load(bytes) {
+      ex?.free();
+      ex = null;
+      const [ms, made] = timed(() => new mod.Explainer(bytes));
+      ex = made;
+      return { ms, info: ex.info() };
+    },
+    async forward(x) {
+      const [ms, prediction] = timed(() => ex.setInput(x));
+      return { ms, prediction };
+    },
+    async explain(options) {
+      const [ms, summary] = timed(() => ex.explain(options));
+      return { ms, summary };
+    },
+    async memory() {
+      return wasm.memory.buffer.byteLength;
+    },
+    async free() {
+      ex?.free();
+      ex = null;
+    },
+  };
+}
+
+/** One of our builds in engine-worker.js, with a pool of `threads` workers: the threaded build. */
+function workerEngine(url, threads) {
+  const worker = new Worker(new URL('./engine-worker.js', import.meta.url), { type: 'module' });
+  const pending = new Map();
+  let next = 1;
+  worker.onmessage = ({ data }) => {
+    const p = pending.get(data.id);
+    pending.delete(data.id);
+    if (data.ok) p.resolve(data);
+    else p.reject(new Error(data.error));
+  };
+  worker.onerror = (e) => {
+    for (const p of pending.values()) p.reject(new Error(e.message || 'the engine worker failed'));
+    pending.clear();
+  };
+  const call = (op, args = {}) =>
+    new Promise((resolve, reject) => {
+      const id = next++;
+      pending.set(id, { resolve, reject });
+      worker.postMessage({ id, op, ...args });
+    });
+  return {
+    init: () => call('init', { url: new URL(url, location.href).href, threads }),
+    load: (bytes) => call('load', { bytes }),
+    forward: (x) => call('forward', { x }),
+    explain: (options) => call('explain', { options }),
+    memory: async () => (await call('memory')).bytes,
+    free: async () => worker.terminate(),
+  };
+}
+
 /**
- * config: {model: URL, ours: [{name, url}], ort: {url, wasmPaths} | null, runs, warmup, loads,
+ * config: {model: URL, ours: [{name, url, threads}], ort: {url, wasmPaths} | null, runs, warmup, loads,
  * explainOptions}. Returns raw times in ms per engine, memory sizes in bytes, and errors.
  */
 async function run(config) {
@@ -67,28 +142,26 @@ async function run(config) {
   const out = { modelBytes: bytes.length, engines: {}, errors: {} };
 
   const ours = [];
-  for (const { name, url } of config.ours) {
+  for (const { name, url, threads } of config.ours) {
     const res = { kind: 'ours', load: [], forward: [], lrp: [], explain: [] };
     try {
       loading = name;
-      let t0 = now();
-      const mod = await import(url);
-      const wasm = await mod.default();
-      res.init = now() - t0;
-      let ex = null;
+      const engine = threads ? workerEngine(url, threads) : mainThreadEngine(url);
+      const init = await engine.init();
+      res.init = init.ms;
+      res.threads = init.threads;
+      let info = null;
       for (let i = 0; i < loads; i++) {
-        ex?.free();
-        t0 = now();
-        ex = new mod.Explainer(bytes);
-        res.load.push(now() - t0);
+        const loaded = await engine.load(bytes);
+        res.load.push(loaded.ms);
+        info = loaded.info;
         await pause();
       }
-      const info = ex.info();
       res.input = info.input;
       res.layers = info.layers.length;
-      res.memoryAfterLoad = wasm.memory.buffer.byteLength;
-      log(`${name}: init ${res.init.toFixed(0)} ms, load ${res.load.map((v) => v.toFixed(0)).join(', ')} ms`);
-      ours.push({ name, ex, wasm, res });
+      res.memoryAfterLoad = await engine.memory();
+      log(`${name}: init ${res.init.toFixed(0)} ms (${res.threads} thread${res.threads > 1 ? 's' : ''}), load ${res.load.map((v) => v.toFixed(0)).join(', ')} ms`);
+      ours.push({ name, engine, res });
     } catch (e) {
       out.errors[name] = `load: ${message(e)}`;
       log(`${name} failed to load: ${message(e)}`);
@@ -146,11 +219,11 @@ async function run(config) {
     for (const o of ours) {
       if (failed.has(o.name)) continue;
       try {
-        const t0 = now();
-        const prediction = o.ex.setInput(x);
-        const t1 = now();
-        const summary = o.ex.explain(explainOptions);
-        const t2 = now();
+        const forward = await o.engine.forward(x);
+        const explained = await o.engine.explain(explainOptions);
+        const [prediction, summary] = [forward.prediction, explained.summary];
+        // as if timed t0 → t1 → t2 around the two calls (the worker build times them in its worker)
+        const [t0, t1, t2] = [0, forward.ms, forward.ms + explained.ms];
         if (it === 0) {
           o.res.first = { forward: t1 - t0, lrp: t2 - t1 };
           o.res.prediction = prediction;
@@ -196,7 +269,7 @@ async function run(config) {
   }
 
   // wasm memory never shrinks: its size now is the peak of the whole run
-  for (const o of ours) o.res.memory = o.wasm.memory.buffer.byteLength;
+  for (const o of ours) o.res.memory = await o.engine.memory();
   if (session) ortRes.memory = memoryOf('ort');
   out.memories = memories.map((m) => ({ engine: m.engine, bytes: m.memory.buffer.byteLength }));
 
@@ -221,7 +294,7 @@ async function run(config) {
   }
   for (const o of ours) {
     if (o.res.prediction) o.res.prediction = { top: o.res.prediction.top };
-    o.ex.free();
+    await o.engine.free();
   }
   if (session) await session.release();
   return out;

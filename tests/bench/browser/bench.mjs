@@ -1,16 +1,19 @@
 // Browser benchmark: our engine against onnxruntime-web, in headless Chromium, one model at a time.
 //
-//   ./build.sh bench [--relaxed] [options]          builds the release wasm, then runs this
-//   node tests/bench/browser/bench.mjs --pkg DIR [--pkg-relaxed DIR] [options]
+//   ./build.sh bench [--relaxed] [--threads] [options]    builds the release wasm, then runs this
+//   node tests/bench/browser/bench.mjs --pkg DIR [--pkg-relaxed DIR] [--pkg-threads DIR] [options]
 //
 // Options: --runs N (10) timed runs after --warmup N (2); --loads N (3) model loads;
 //   --models resnet18,resnet50,open_nsfw; --cold-runs N (3) fresh-profile loads of the real page, timed per stage
 //   (www/?model=open_nsfw&photo=chelsea.png) until its first heatmap, 0 to skip; --no-ort;
-//   --profile NAME (recorded only); --out FILE (tests/bench/browser/out/results.json).
+//   --profile NAME (recorded only); --out FILE (tests/bench/browser/out/results.json); --threads N: the pool
+//   of the threaded build (default: the number of cores).
 //
-// Every model gets a fresh Chromium profile and one page (bench.html) that loads every engine on
-// the main thread: our wasm (`--pkg`, and `--pkg-relaxed` when given) and onnxruntime-web's wasm
-// execution provider with one thread, served from node_modules. One run times, in turn, our
+// Every model gets a fresh Chromium profile and one page (bench.html) that loads every engine: our wasm
+// (`--pkg`, and `--pkg-relaxed` when given) and onnxruntime-web's wasm execution provider with one thread,
+// served from node_modules, on the main thread; the threaded build (`--pkg-threads`) in a worker with its
+// pool. With a threaded build the pages are served cross-origin isolated (COOP/COEP), as
+// `./build.sh serve` serves the demo. One run times, in turn, our
 // setInput (forward pass keeping activations) and explain (LRP of the top-1 class, `conserving`,
 // `flows_skip`) for each of our builds, then onnxruntime's session.run, on the same input tensor.
 // Prints a table (median and min–max) and writes every raw time to the JSON file.
@@ -37,7 +40,7 @@ const MODELS = {
 };
 
 function parseArgs(argv) {
-  const o = { runs: 10, warmup: 2, loads: 3, coldRuns: 3, models: Object.keys(MODELS), ort: true, profile: 'release' };
+  const o = { runs: 10, warmup: 2, loads: 3, coldRuns: 3, models: Object.keys(MODELS), ort: true, profile: 'release', threads: os.cpus().length };
   o.out = path.join(HERE, 'out', 'results.json');
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -47,6 +50,8 @@ function parseArgs(argv) {
     };
     if (a === '--pkg') o.pkg = path.resolve(val());
     else if (a === '--pkg-relaxed') o.pkgRelaxed = path.resolve(val());
+    else if (a === '--pkg-threads') o.pkgThreads = path.resolve(val());
+    else if (a === '--threads') o.threads = Number(val());
     else if (a === '--runs') o.runs = Number(val());
     else if (a === '--warmup') o.warmup = Number(val());
     else if (a === '--loads') o.loads = Number(val());
@@ -60,6 +65,7 @@ function parseArgs(argv) {
   if (!o.pkg) throw new Error('--pkg DIR (a wasm-bindgen --target web output) is required');
   for (const m of o.models) if (!MODELS[m]) throw new Error(`unknown model ${m}: use ${Object.keys(MODELS).join(', ')}`);
   if (!(o.runs >= 1 && o.warmup >= 0 && o.loads >= 1 && o.coldRuns >= 0)) throw new Error('bad --runs/--warmup/--loads/--cold-runs');
+  if (!(Number.isInteger(o.threads) && o.threads >= 1)) throw new Error('bad --threads');
   return o;
 }
 
@@ -123,22 +129,29 @@ async function launch(chromium) {
 
 /**
  * Cold start of the real page: fresh profile, navigation start → first heatmap drawn. The page gets
- * the benchmark's builds as pkg/ and pkg-relaxed/ (none without --pkg-relaxed: www/pkg-relaxed is not
- * used) and loads the one it picks, as it would when shipped.
+ * the benchmark's builds as pkg/, pkg-relaxed/ and pkg-threads/ (none where not given: www/pkg-relaxed
+ * and www/pkg-threads are not used), served cross-origin isolated when there is a threaded build, and
+ * loads the one it picks, as it would when shipped.
  */
-async function coldPage(chromium, pkg, pkgRelaxed, runs) {
+async function coldPage(chromium, { pkg, pkgRelaxed, pkgThreads, threads }, runs) {
   const www = path.join(ROOT, 'www');
   if (!fs.existsSync(path.join(www, 'models', 'open_nsfw.onnx')) || !fs.existsSync(path.join(www, 'photos', 'chelsea.png'))) {
     return { error: 'www/models or www/photos missing (./build.sh assets)' };
   }
-  const relaxed = pkgRelaxed ?? path.join(os.tmpdir(), 'resnet-lrp-bench-no-pkg-relaxed'); // never created: 404
+  const none = path.join(os.tmpdir(), 'resnet-lrp-bench-no-such-build'); // never created: 404
   const server = await serve({
     root: www,
-    mounts: { '/pkg/': pkg, '/pkg-relaxed/': relaxed, '/models/fixtures/': path.join(ROOT, 'tests', 'fixtures') },
+    mounts: { '/pkg/': pkg, '/pkg-relaxed/': pkgRelaxed ?? none, '/pkg-threads/': pkgThreads ?? none, '/models/fixtures/': path.join(ROOT, 'tests', 'fixtures') },
+    isolated: Boolean(pkgThreads),
   });
   const times = [];
   const stages = [];
-  const out = { url: '?model=open_nsfw&photo=chelsea.png', pkg: path.relative(ROOT, pkg), pkgRelaxed: pkgRelaxed ? path.relative(ROOT, pkgRelaxed) : null };
+  const out = {
+    url: `?model=open_nsfw&photo=chelsea.png${pkgThreads ? `&threads=${threads}` : ''}`,
+    pkg: path.relative(ROOT, pkg),
+    pkgRelaxed: pkgRelaxed ? path.relative(ROOT, pkgRelaxed) : null,
+    pkgThreads: pkgThreads ? path.relative(ROOT, pkgThreads) : null,
+  };
   try {
     for (let i = 0; i < runs; i++) {
       const b = await launch(chromium);
@@ -206,6 +219,9 @@ const fmt = (s, digits = 0) => (s ? `${s.median.toFixed(digits)} (${s.min.toFixe
 const mb = (b) => (b ? `${(b / 2 ** 20).toFixed(0)}` : '–');
 const ratio = (a, b) => (a && b ? `${(a.median / b.median).toFixed(2)}×` : '–');
 
+/** An engine's name in the tables: the threaded build with the size of its pool. */
+const label = (name, e) => (e.threads > 1 ? `${name} ×${e.threads}` : name);
+
 function table(results) {
   const lines = [
     '| model | engine | load ms | forward ms | LRP ms | explain ms | explain / forward | forward / ort | explain / ort forward | wasm memory MiB |',
@@ -216,7 +232,7 @@ function table(results) {
     for (const [name, e] of Object.entries(m.engines)) {
       const s = e.stats ?? {};
       lines.push(
-        `| ${m.name} | ${name === 'ort' ? `onnxruntime-web ${e.version ?? ''}`.trim() : `ours (${name})`} | ${fmt(s.load)} | ${fmt(s.forward)} | ` +
+        `| ${m.name} | ${name === 'ort' ? `onnxruntime-web ${e.version ?? ''}`.trim() : `ours (${label(name, e)})`} | ${fmt(s.load)} | ${fmt(s.forward)} | ` +
           `${fmt(s.lrp)} | ${fmt(s.explain)} | ${ratio(s.explain, s.forward)} | ` +
           `${name === 'ort' ? '1.00×' : ratio(s.forward, ort?.stats?.forward)} | ${ratio(s.explain, ort?.stats?.forward)} | ${mb(e.memory)} |`,
       );
@@ -237,7 +253,7 @@ function coldTable(results) {
   for (const m of results.models) {
     for (const [name, e] of Object.entries(m.engines)) {
       const init = name === 'ort' ? `${n(e.firstLoad)} (first session)` : n(e.init);
-      lines.push(`| ${m.name} | ${name === 'ort' ? 'onnxruntime-web' : `ours (${name})`} | ${init} | ${n(e.first?.forward)} | ${n(e.first?.lrp)} | ${mb(e.memoryAfterLoad)} |`);
+      lines.push(`| ${m.name} | ${name === 'ort' ? 'onnxruntime-web' : `ours (${label(name, e)})`} | ${init} | ${n(e.first?.forward)} | ${n(e.first?.lrp)} | ${mb(e.memoryAfterLoad)} |`);
     }
   }
   return lines.join('\n');
@@ -250,11 +266,12 @@ async function main() {
   const { chromium } = await import('playwright-core');
   const ours = [{ name: 'simd128', dir: o.pkg }];
   if (o.pkgRelaxed) ours.push({ name: 'relaxed-simd', dir: o.pkgRelaxed });
+  if (o.pkgThreads) ours.push({ name: 'threads', dir: o.pkgThreads, threads: o.threads });
   for (const b of ours) if (!fs.existsSync(path.join(b.dir, 'resnet_lrp.js'))) throw new Error(`no resnet_lrp.js in ${b.dir}`);
 
   const mounts = { '/models/big/': path.join(ROOT, 'tests', 'fixtures', 'big'), '/models/www/': path.join(ROOT, 'www', 'models'), '/ort/': ORT_DIST };
   for (const b of ours) mounts[`/pkg/${b.name}/`] = b.dir;
-  const server = await serve({ root: HERE, mounts });
+  const server = await serve({ root: HERE, mounts, isolated: Boolean(o.pkgThreads) });
 
   const results = {
     date: new Date().toISOString(),
@@ -265,6 +282,8 @@ async function main() {
     loadAverage: { start: os.loadavg() },
     revision: gitRevision(),
     profile: o.profile,
+    isolated: Boolean(o.pkgThreads),
+    threads: o.pkgThreads ? o.threads : 1,
     runs: o.runs,
     warmup: o.warmup,
     loads: o.loads,
@@ -295,7 +314,7 @@ async function main() {
         await b.page.waitForFunction(() => window.bench !== undefined, null, { timeout: 60_000 });
         r = await b.page.evaluate((cfg) => window.bench.run(cfg), {
           model: m.url,
-          ours: ours.map((x) => ({ name: x.name, url: `/pkg/${x.name}/resnet_lrp.js` })),
+          ours: ours.map((x) => ({ name: x.name, url: `/pkg/${x.name}/resnet_lrp.js`, threads: x.threads ?? 0 })),
           ort: o.ort ? { url: '/ort/ort.wasm.min.mjs', wasmPaths: '/ort/' } : null,
           runs: o.runs,
           warmup: o.warmup,
@@ -322,7 +341,7 @@ async function main() {
 
   if (o.coldRuns > 0) {
     console.log('\n== cold page load → first heatmap (www/, open_nsfw, chelsea.png)');
-    results.coldPage = await coldPage(chromium, o.pkg, o.pkgRelaxed, o.coldRuns);
+    results.coldPage = await coldPage(chromium, o, o.coldRuns);
     if (results.coldPage.error) console.log(`cold page: ${results.coldPage.error}`);
   }
 

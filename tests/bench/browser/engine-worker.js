@@ -1,0 +1,57 @@
+// A build of our engine in a dedicated worker, for bench.js: the threaded build must run off the page's
+// main thread (its calling thread waits for the pool, as in the page's own worker), so it is timed here,
+// inside the worker, with the same calls bench.js makes on the main thread for the other builds.
+//
+// Requests {id, op, ...} → {id, ok: true, ...} or {id, ok: false, error}:
+//   init {url, threads}   import the build, instantiate it, start a pool of `threads` workers (0: none)
+//   load {bytes}          a new Explainer (the previous one is freed); → {ms, info}
+//   forward {x}           setInput; → {ms, prediction}
+//   explain {options}     explain; → {ms, summary}
+//   memory                → {bytes}: the size of the engine's memory (it never shrinks: the peak so far)
+
+let mod = null;
+let wasm = null;
+let ex = null;
+
+const ops = {
+  async init({ url, threads }) {
+    const t0 = performance.now();
+    mod = await import(url);
+    wasm = await mod.default();
+    let pool = 1;
+    if (threads > 0) {
+      await mod.initThreadPool(threads);
+      pool = mod.useThreadPool();
+    }
+    return { ms: performance.now() - t0, threads: pool };
+  },
+  load({ bytes }) {
+    ex?.free();
+    ex = null;
+    const t0 = performance.now();
+    ex = new mod.Explainer(bytes);
+    return { ms: performance.now() - t0, info: ex.info() };
+  },
+  forward({ x }) {
+    const t0 = performance.now();
+    const prediction = ex.setInput(x);
+    return { ms: performance.now() - t0, prediction };
+  },
+  explain({ options }) {
+    const t0 = performance.now();
+    const summary = ex.explain(options);
+    return { ms: performance.now() - t0, summary };
+  },
+  memory() {
+    return { bytes: wasm.memory.buffer.byteLength };
+  },
+};
+
+self.onmessage = async ({ data }) => {
+  const { id, op, ...args } = data;
+  try {
+    self.postMessage({ id, ok: true, ...(await ops[op](args)) });
+  } catch (e) {
+    self.postMessage({ id, ok: false, error: e instanceof Error ? e.message : String(e) });
+  }
+};
