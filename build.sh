@@ -111,8 +111,8 @@ assets() {
 #   build_pkg PROFILE OUT_DIR simd128|relaxed|threads
 # relaxed: +simd128,+relaxed-simd, from its own target directory target/relaxed (other target features
 # invalidate the whole cache, so it would otherwise rebuild everything each time)
-# threads: relaxed plus +atomics,+bulk-memory and the `threads` feature (a Web Worker pool for tract's
-# matrix products), in target/threads. The standard library must be rebuilt with atomics: nightly's
+# threads: relaxed plus +atomics,+bulk-memory and the `threads` feature (a Web Worker pool: explanations
+# compute their denominators on a second thread), in target/threads. The standard library must be rebuilt with atomics: nightly's
 # -Z build-std.
 # a shared, imported memory of at most 4 GiB, and the thread-local storage symbols wasm-bindgen sets up
 # for every worker
@@ -290,9 +290,12 @@ run_tests() {
   cargo fmt --all -- --check
   say "cargo clippy (native and wasm)"
   cargo clippy --all-targets -- -D warnings
+  cargo clippy --all-targets --features threads -- -D warnings
   cargo clippy -p resnet-lrp --target "$WASM_TARGET" --lib --tests -- -D warnings
   say "native tests"
   RESNET_LRP_REQUIRE_ASSETS=1 cargo test
+  say "native tests of the threads feature (denominators on a second thread)"
+  cargo test -p resnet-lrp --features threads --test native parallel
   fuzz --seconds "${FUZZ_SECONDS:-20}"
   say "wasm tests in headless Chromium"
   CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=300 \

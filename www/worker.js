@@ -27,7 +27,8 @@
 
 // The engine comes in three builds (./build.sh wasm): pkg/ with SIMD128, pkg-relaxed/ with SIMD128 and
 // relaxed SIMD (faster matrix kernels: f32x4.relaxed_madd), and pkg-threads/: relaxed SIMD plus shared
-// memory, whose matrix products run on a pool of Web Workers. The first one this browser, this page and
+// memory and a pool of Web Workers, on which an explanation computes the denominators of its layers
+// while its relevance sweep runs. The first one this browser, this page and
 // this server allow is loaded: pkg-threads/ needs relaxed SIMD and a cross-origin isolated page (the
 // server sends COOP and COEP headers) on a machine with more than one core; pkg-relaxed/ needs relaxed
 // SIMD; pkg/ runs everywhere with SIMD128.
@@ -93,13 +94,15 @@ async function load(engine) {
 }
 
 /**
- * Workers in the pool of the threaded engine: one per logical core (the engine's own worker only waits
- * while they compute), at most 16. `?threads=N` on the page's address asks for N (1: no pool).
+ * Workers in the pool of the threaded engine: two (an explanation has two parts that run at once: the
+ * relevance sweep and the denominators ahead of it; the engine's own worker waits while they compute),
+ * or one where the machine has one core. `?threads=N` on the page's address asks for N, at most 16
+ * (1: no pool).
  */
 function poolSize() {
   const asked = Number(new URL(self.location.href).searchParams.get('threads'));
-  const cores = Math.min(navigator.hardwareConcurrency || 1, 16);
-  return Number.isInteger(asked) && asked > 0 ? Math.min(asked, 16) : cores;
+  if (Number.isInteger(asked) && asked > 0) return Math.min(asked, 16);
+  return Math.min(navigator.hardwareConcurrency || 1, 2);
 }
 
 /** Whether the threaded engine can run here: shared memory needs a cross-origin isolated page. */

@@ -3,7 +3,9 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::Arc;
+#[cfg(feature = "threads")]
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 
 use ndarray::{Array4, ArrayD, Axis, IxDyn, Slice, Zip};
 use serde::Serialize;
@@ -14,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::graph::{ConstOp, Layer, LayerGraph};
 use crate::kernels::{ConvKernel, Direction};
 use crate::pool::PoolGeometry;
-use crate::rules::{InputMod, Rule, Stabilizer, WeightMod};
+use crate::rules::{InputMod, Propagation, Rule, Stabilizer, WeightMod};
 use crate::split::Variant;
 
 /// Denominators at or below this magnitude count as zero (their relevance would be lost).
@@ -179,39 +181,141 @@ pub struct Explainer {
     plan: Option<ForwardPlan>,
     residuals: HashMap<usize, Residual>,
     first_weighted: Option<usize>,
-    kernels: KernelCache,
-    /// Denominators `z` of the weighted layers for the activations `denominators.0`: they do
-    /// not depend on the explained class, so every class after the first skips them.
-    denominators: (u64, HashMap<(usize, String), ArrayD<f32>>),
+    /// Compiled kernels and cached denominators, shared with the thread that computes the
+    /// denominators ahead of the relevance sweep.
+    shared: Arc<Shared>,
     /// The activations the current explanation runs on (None outside `explain`).
     scope: Option<u64>,
+    /// Whether an explanation computes its denominators on a second thread (see
+    /// [`Explainer::set_parallel`]).
+    parallel: bool,
 }
 
-/// Compiled kernels per (layer, weight modifier, direction, bias), built on first use.
-#[derive(Default)]
-struct KernelCache(HashMap<KernelKey, ConvKernel>);
+/// A denominator: (weighted node, the propagation it belongs to).
+type DenominatorKey = (usize, String);
+/// A denominator to compute: its node, key and propagation, and the node's input.
+#[cfg(feature = "threads")]
+type DenominatorJob<'a> = (usize, DenominatorKey, Propagation, Cow<'a, ArrayD<f32>>);
 
-impl KernelCache {
-    fn get(
-        &mut self,
+/// What an explanation shares between its relevance sweep and the thread that computes the
+/// denominators ahead of it.
+#[derive(Default)]
+struct Shared {
+    /// Compiled kernels per (layer, weight modifier, direction, bias), built on first use.
+    kernels: Mutex<HashMap<KernelKey, Arc<ConvKernel>>>,
+    /// Denominators `z` of the weighted layers for the activations with this id: they do not
+    /// depend on the explained class, so every class after the first skips them.
+    denominators: Mutex<(u64, HashMap<DenominatorKey, Slot>)>,
+    /// Signalled whenever a denominator is stored or given up.
+    stored: Condvar,
+}
+
+/// A denominator being computed (by either thread) or done.
+enum Slot {
+    Busy,
+    Done(Arc<ArrayD<f32>>),
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // a panic while holding the lock leaves plain data behind: the caches stay usable
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    /// The kernel of `node` for weight modifier `wm`, direction `dir` and `bias`, compiled on
+    /// first use (outside the lock, so that two threads can compile different kernels at once).
+    fn kernel(
+        &self,
         graph: &LayerGraph,
         node: usize,
         wm: WeightMod,
         dir: Direction,
         bias: bool,
-    ) -> Result<&ConvKernel> {
+    ) -> Result<Arc<ConvKernel>> {
         let key = (node, wm.key(), dir, bias);
-        match self.0.entry(key) {
-            std::collections::hash_map::Entry::Occupied(e) => Ok(e.into_mut()),
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                let Layer::Conv { geometry, weights, bias: b, .. } = &graph.nodes[node].layer else {
-                    return Err(Error::Shape("kernel requested for a layer without weights".into()));
-                };
-                let w = if wm == WeightMod::Identity { weights.clone() } else { weights.mapv(|v| wm.apply(v)) };
-                Ok(slot.insert(ConvKernel::new(geometry, dir, w, bias.then_some(b.as_slice()))?))
-            }
+        if let Some(k) = lock(&self.kernels).get(&key) {
+            return Ok(Arc::clone(k));
+        }
+        let Layer::Conv { geometry, weights, bias: b, .. } = &graph.nodes[node].layer else {
+            return Err(Error::Shape("kernel requested for a layer without weights".into()));
+        };
+        let w = if wm == WeightMod::Identity { weights.clone() } else { weights.mapv(|v| wm.apply(v)) };
+        let built = Arc::new(ConvKernel::new(geometry, dir, w, bias.then_some(b.as_slice()))?);
+        Ok(Arc::clone(lock(&self.kernels).entry(key).or_insert(built)))
+    }
+
+    /// Starts a cache of denominators for the activations `id` (keeps it if it is theirs).
+    fn scope_denominators(&self, id: u64) {
+        let mut d = lock(&self.denominators);
+        if d.0 != id {
+            *d = (id, HashMap::new());
         }
     }
+
+    /// The cached denominator `key`, computed with `compute` if no thread has started it. If
+    /// the other thread is computing it, waits for it when `wait`, else answers None.
+    fn denominator(
+        &self,
+        key: &DenominatorKey,
+        wait: bool,
+        compute: impl FnOnce() -> Result<ArrayD<f32>>,
+    ) -> Result<Option<Arc<ArrayD<f32>>>> {
+        let mut d = lock(&self.denominators);
+        loop {
+            match d.1.get(key) {
+                Some(Slot::Done(z)) => return Ok(Some(Arc::clone(z))),
+                Some(Slot::Busy) if wait => d = self.stored.wait(d).unwrap_or_else(|e| e.into_inner()),
+                Some(Slot::Busy) => return Ok(None),
+                None => break,
+            }
+        }
+        d.1.insert(key.clone(), Slot::Busy);
+        drop(d);
+        let result = compute();
+        let mut d = lock(&self.denominators);
+        let out = match result {
+            Ok(z) => {
+                let z = Arc::new(z);
+                d.1.insert(key.clone(), Slot::Done(Arc::clone(&z)));
+                Ok(Some(z))
+            }
+            Err(e) => {
+                // whoever needs it computes it again and reports the error
+                d.1.remove(key);
+                Err(e)
+            }
+        };
+        drop(d);
+        self.stored.notify_all();
+        out
+    }
+}
+
+/// `z = Σ_t sign_t · (W_t x_t)` (+ the modified bias) of weighted node `i` for one
+/// propagation of its rule; `x` is the node's input, `out_dim` the shape of its output.
+fn denominator(
+    shared: &Shared,
+    graph: &LayerGraph,
+    i: usize,
+    prop: &Propagation,
+    x: &ArrayD<f32>,
+    out_dim: IxDyn,
+) -> Result<ArrayD<f32>> {
+    let mut z = ArrayD::<f32>::zeros(out_dim);
+    for t in &prop.terms {
+        if let Some(xt) = modify_input(x, &t.input)? {
+            let zt = shared.kernel(graph, i, t.weight, Direction::Forward, false)?.run(&xt)?;
+            z.scaled_add(t.sign, &zt);
+        }
+    }
+    if let Some(bm) = prop.bias {
+        let Layer::Conv { bias, .. } = &graph.nodes[i].layer else { unreachable!() };
+        for (c, mut plane) in z.axis_iter_mut(Axis(1)).enumerate() {
+            let b = bm.apply(bias[c]);
+            plane.mapv_inplace(|v| v + b);
+        }
+    }
+    Ok(z)
 }
 
 /// Σ of a tensor in f64, over eight running sums so that the loop vectorises.
@@ -261,15 +365,15 @@ impl Explainer {
     fn build(graph: Arc<LayerGraph>, plan: Option<ForwardPlan>) -> Self {
         let residuals = Self::find_residuals(&graph);
         let first_weighted = graph.nodes.iter().position(|n| matches!(n.layer, Layer::Conv { .. }));
-        Explainer {
-            graph,
-            plan,
-            residuals,
-            first_weighted,
-            kernels: KernelCache::default(),
-            denominators: (0, HashMap::new()),
-            scope: None,
-        }
+        Explainer { graph, plan, residuals, first_weighted, shared: Arc::default(), scope: None, parallel: false }
+    }
+
+    /// With `true`, an LRP explanation computes the denominators of its weighted layers on a
+    /// second thread of rayon's pool, ahead of the relevance sweep that needs them (builds
+    /// with the `threads` feature; elsewhere this does nothing). The results are the same
+    /// bits either way: each denominator is computed exactly as before, only elsewhere.
+    pub fn set_parallel(&mut self, on: bool) {
+        self.parallel = on && cfg!(feature = "threads");
     }
 
     /// The layer graph.
@@ -385,7 +489,7 @@ impl Explainer {
                 Layer::Conv { geometry, .. } => {
                     let xin = reshape(x(0).clone(), &geometry.input_shape())?;
                     let y =
-                        self.kernels.get(&self.graph, i, WeightMod::Identity, Direction::Forward, true)?.run(&xin)?;
+                        self.shared.kernel(&self.graph, i, WeightMod::Identity, Direction::Forward, true)?.run(&xin)?;
                     reshape(y, &shape)?
                 }
                 Layer::Const { op, value } => {
@@ -489,11 +593,37 @@ impl Explainer {
             return Err(Error::Shape("activations belong to another model".into()));
         }
         let target = self.resolve_target(acts, target)?;
-        if self.denominators.0 != acts.id {
-            self.denominators = (acts.id, HashMap::new());
-        }
+        self.shared.scope_denominators(acts.id);
         self.scope = Some(acts.id);
-        let result = self.explain_scoped(acts, target, start, method);
+        let result = match method {
+            #[cfg(feature = "threads")]
+            Method::Lrp { composite, .. } if self.parallel => {
+                // the denominators on a second thread, in the order the sweep needs them
+                let jobs = self.denominator_jobs(acts, composite)?;
+                let (shared, graph) = (Arc::clone(&self.shared), Arc::clone(&self.graph));
+                let done = AtomicBool::new(false);
+                let (result, ()) = rayon::join(
+                    || {
+                        let r = self.explain_scoped(acts, target, start, method);
+                        done.store(true, Ordering::Relaxed);
+                        r
+                    },
+                    || {
+                        for (i, key, prop, x) in &jobs {
+                            if done.load(Ordering::Relaxed) {
+                                break;
+                            }
+                            let Layer::Conv { geometry, .. } = &graph.nodes[*i].layer else { continue };
+                            let dim = IxDyn(&geometry.output_shape());
+                            // errors are left to the sweep, which computes it again and reports them
+                            let _ = shared.denominator(key, false, || denominator(&shared, &graph, *i, prop, x, dim));
+                        }
+                    },
+                );
+                result
+            }
+            _ => self.explain_scoped(acts, target, start, method),
+        };
         self.scope = None;
         result
     }
@@ -589,6 +719,46 @@ impl Explainer {
         })
     }
 
+    /// The rule of `composite` for weighted node `i`.
+    fn rule_for<'c>(&self, i: usize, dense: bool, composite: &'c Composite) -> &'c Rule {
+        if Some(i) == self.first_weighted {
+            &composite.first
+        } else if dense {
+            &composite.dense
+        } else {
+            &composite.conv
+        }
+    }
+
+    /// Every denominator an LRP sweep with `composite` needs that is not cached yet, in the
+    /// order the sweep needs them: (node, key, propagation, the node's input).
+    #[cfg(feature = "threads")]
+    fn denominator_jobs<'a>(
+        &self,
+        acts: &'a Activations,
+        composite: &Composite,
+    ) -> Result<Vec<DenominatorJob<'a>>> {
+        let mut jobs = Vec::new();
+        for (i, node) in self.graph.nodes.iter().enumerate().rev() {
+            let Layer::Conv { dense, geometry, .. } = &node.layer else { continue };
+            let rule = self.rule_for(i, *dense, composite);
+            if let Rule::Pass = rule {
+                continue;
+            }
+            let k = node.inputs[0];
+            let a0 = kept(acts, k, &self.graph.nodes[k].shape)?;
+            let x = if a0.shape() == geometry.input_shape() {
+                Cow::Borrowed(a0)
+            } else {
+                Cow::Owned(reshape(a0.clone(), &geometry.input_shape())?)
+            };
+            for (_, prop) in rule.propagations() {
+                jobs.push((i, (i, format!("{prop:?}")), prop, x.clone()));
+            }
+        }
+        Ok(jobs)
+    }
+
     /// LRP through node `i`: relevance for each of its inputs.
     fn lrp_node(
         &mut self,
@@ -607,13 +777,7 @@ impl Explainer {
         Ok(match &node.layer {
             Layer::Input => vec![],
             Layer::Conv { dense, geometry, .. } => {
-                let rule = if Some(i) == self.first_weighted {
-                    &composite.first
-                } else if *dense {
-                    &composite.dense
-                } else {
-                    &composite.conv
-                };
+                let rule = self.rule_for(i, *dense, composite);
                 let stab = composite.stabilizer_for(rule);
                 let a0 = a(0)?;
                 let x = if a0.shape() == geometry.input_shape() {
@@ -757,30 +921,17 @@ impl Explainer {
                     inputs.push((t.clone(), x));
                 }
             }
-            let key = (i, format!("{prop:?}"));
-            let use_cache = self.scope.is_some();
-            let computed = if use_cache && self.denominators.1.contains_key(&key) {
-                None
+            let (shared, graph) = (&*self.shared, &*self.graph);
+            let compute = || denominator(shared, graph, i, &prop, a, r.raw_dim());
+            let cached;
+            let computed;
+            let z = if self.scope.is_some() {
+                let key = (i, format!("{prop:?}"));
+                cached = shared.denominator(&key, true, compute)?.ok_or_else(|| Error::Shape("denominator".into()))?;
+                &*cached
             } else {
-                Some({
-                    let mut z = ArrayD::<f32>::zeros(r.raw_dim());
-                    for (t, x) in &inputs {
-                        let zt = self.kernels.get(&self.graph, i, t.weight, Direction::Forward, false)?.run(x)?;
-                        z.scaled_add(t.sign, &zt);
-                    }
-                    if let Some(bm) = prop.bias {
-                        let Layer::Conv { bias, .. } = &self.graph.nodes[i].layer else { unreachable!() };
-                        for (c, mut plane) in z.axis_iter_mut(Axis(1)).enumerate() {
-                            let b = bm.apply(bias[c]);
-                            plane.mapv_inplace(|v| v + b);
-                        }
-                    }
-                    z
-                })
-            };
-            let z = match &computed {
-                Some(z) => z,
-                None => &self.denominators.1[&key],
+                computed = compute()?;
+                &computed
             };
             let mut s = ArrayD::<f32>::zeros(r.raw_dim());
             Zip::from(&mut s).and(z).and(r).and(&mut lost).for_each(|s, &z, &r, lost| {
@@ -793,11 +944,8 @@ impl Explainer {
                     *s = r / stab.apply(z);
                 }
             });
-            if let (Some(z), true) = (computed, use_cache) {
-                self.denominators.1.insert(key, z);
-            }
             for (t, x) in inputs {
-                let back = self.kernels.get(&self.graph, i, t.weight, Direction::Transpose, false)?.run(&s)?;
+                let back = self.shared.kernel(&self.graph, i, t.weight, Direction::Transpose, false)?.run(&s)?;
                 let f = coef * t.sign;
                 Zip::from(&mut out).and(&*x).and(&back).for_each(|o, &x, &b| *o += f * x * b);
             }
@@ -815,7 +963,7 @@ impl Explainer {
         let mut out = ArrayD::<f32>::zeros(a.raw_dim());
         let mut rest = lost;
         for wm in [WeightMod::Positive, WeightMod::Ones] {
-            let z = self.kernels.get(&self.graph, i, wm, Direction::Forward, false)?.run(&ones)?;
+            let z = self.shared.kernel(&self.graph, i, wm, Direction::Forward, false)?.run(&ones)?;
             let mut s = ArrayD::<f32>::zeros(rest.raw_dim());
             let mut remaining = false;
             Zip::from(&mut s).and(&z).and(&mut rest).for_each(|s, &z, r| {
@@ -826,7 +974,7 @@ impl Explainer {
                     remaining = true;
                 }
             });
-            out += &self.kernels.get(&self.graph, i, wm, Direction::Transpose, false)?.run(&s)?;
+            out += &self.shared.kernel(&self.graph, i, wm, Direction::Transpose, false)?.run(&s)?;
             if !remaining {
                 break;
             }
@@ -845,7 +993,7 @@ impl Explainer {
             Layer::Conv { geometry, .. } => {
                 let gg = reshape(g, &geometry.output_shape())?;
                 let back =
-                    self.kernels.get(&self.graph, i, WeightMod::Identity, Direction::Transpose, false)?.run(&gg)?;
+                    self.shared.kernel(&self.graph, i, WeightMod::Identity, Direction::Transpose, false)?.run(&gg)?;
                 vec![reshape(back, &input_shape(0))?]
             }
             Layer::Const { op, value } => {

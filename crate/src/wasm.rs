@@ -32,19 +32,23 @@ pub fn start() {
 #[cfg(feature = "threads")]
 pub use wasm_bindgen_rayon::init_thread_pool;
 
+/// Set once the pool started by `initThreadPool` is up: explainers made after that use it.
+static POOL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Whether this build of the engine can run on a worker pool (`initThreadPool` exists).
 #[wasm_bindgen(js_name = hasThreads)]
 pub fn has_threads() -> bool {
     cfg!(feature = "threads")
 }
 
-/// Sends tract's matrix products to the pool started by `initThreadPool` and returns its size.
-/// Fails on a build without threads; until it is called, everything runs on the calling thread.
+/// Lets explanations use the pool started by `initThreadPool` (their denominators are then
+/// computed on a second thread, ahead of the relevance sweep) and returns its size. Fails on a
+/// build without threads; until it is called, everything runs on the calling thread.
 #[wasm_bindgen(js_name = useThreadPool)]
 pub fn use_thread_pool() -> Result<usize, JsError> {
     #[cfg(feature = "threads")]
     {
-        tract_linalg::multithread::set_default_executor(tract_linalg::multithread::Executor::RayonGlobal);
+        POOL.store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(rayon::current_num_threads())
     }
     #[cfg(not(feature = "threads"))]
@@ -140,7 +144,8 @@ impl WasmExplainer {
     #[wasm_bindgen(constructor)]
     pub fn new(onnx: &[u8]) -> Result<WasmExplainer, JsError> {
         let model = Model::from_onnx_bytes(onnx).map_err(js)?;
-        let explainer = model.explainer();
+        let mut explainer = model.explainer();
+        explainer.set_parallel(POOL.load(std::sync::atomic::Ordering::Relaxed));
         Ok(WasmExplainer {
             model,
             explainer,
@@ -151,6 +156,13 @@ impl WasmExplainer {
             relevance: None,
             map: None,
         })
+    }
+
+    /// Whether explanations compute their denominators on a second thread of the pool (on by
+    /// default once `useThreadPool` has been called; without a pool this does nothing).
+    #[wasm_bindgen(js_name = setParallel)]
+    pub fn set_parallel(&mut self, on: bool) {
+        self.explainer.set_parallel(on && POOL.load(std::sync::atomic::Ordering::Relaxed));
     }
 
     /// `{input: {name, shape, layout, channels, height, width}, numClasses, layers: [{name, kind, shape}]}`.

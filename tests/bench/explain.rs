@@ -3,7 +3,9 @@
 //! `cargo bench -p resnet-lrp --bench explain -- [MODEL.onnx ...]`; without arguments it
 //! uses `tests/fixtures/big/resnet18.onnx`, `resnet50.onnx` (`./build.sh fixtures --full`)
 //! and `www/models/open_nsfw.onnx` (`./build.sh assets`) where present.
-//! Prints the median of several runs and the ratios, measured in one process.
+//! Prints the median of several runs and the ratios, measured in one process. With
+//! `--features threads` and `-- --parallel`, explanations compute their denominators on a second
+//! thread (`Explainer::set_parallel`).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -49,6 +51,7 @@ fn main() {
             variant: Variant::FlowsSkip,
         };
         let mut ex = model.explainer();
+        ex.set_parallel(std::env::args().any(|a| a == "--parallel"));
         // warm-up: compiles every kernel once
         let acts = ex.forward(x.clone()).unwrap();
         ex.explain(&acts, Target::Top1, Start::Probability, &method).unwrap();

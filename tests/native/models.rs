@@ -298,3 +298,38 @@ fn fused_forward_matches_layer_by_layer() {
         }
     }
 }
+
+/// With the `threads` feature an explanation computes its denominators on a second thread ahead
+/// of the sweep: the relevance, the ledger and the block totals must be the same bits as on one
+/// thread, for every composite and two splitting variants, for the first class of an input
+/// (nothing cached) and for a second one (denominators cached).
+#[cfg(feature = "threads")]
+#[test]
+fn parallel_denominators_give_the_same_bits() {
+    // more workers than cores, so that the helper really runs beside the sweep
+    let _ = rayon::ThreadPoolBuilder::new().num_threads(3).build_global();
+    for name in FIXTURES {
+        let (model, x) = fixture(name);
+        let mut one = model.explainer();
+        let mut two = model.explainer();
+        two.set_parallel(true);
+        let acts_one = one.forward(x.clone()).unwrap();
+        let acts_two = two.forward(x).unwrap();
+        for composite in resnet_lrp::COMPOSITES {
+            for variant in [Variant::FlowsSkip, Variant::Conventional] {
+                for target in [Target::Top1, Target::Class(1)] {
+                    let method = lrp(composite, variant);
+                    let a = one.explain(&acts_one, target, Start::Logit, &method).unwrap();
+                    let b = two.explain(&acts_two, target, Start::Logit, &method).unwrap();
+                    let what = format!("{name} {composite} {variant:?} {target:?}");
+                    assert_eq!(a.relevance, b.relevance, "{what}: relevance");
+                    assert_eq!(
+                        a.ledger.iter().map(|l| l.relevance).collect::<Vec<_>>(),
+                        b.ledger.iter().map(|l| l.relevance).collect::<Vec<_>>(),
+                        "{what}: ledger"
+                    );
+                }
+            }
+        }
+    }
+}
