@@ -733,11 +733,7 @@ impl Explainer {
     /// Every denominator an LRP sweep with `composite` needs that is not cached yet, in the
     /// order the sweep needs them: (node, key, propagation, the node's input).
     #[cfg(feature = "threads")]
-    fn denominator_jobs<'a>(
-        &self,
-        acts: &'a Activations,
-        composite: &Composite,
-    ) -> Result<Vec<DenominatorJob<'a>>> {
+    fn denominator_jobs<'a>(&self, acts: &'a Activations, composite: &Composite) -> Result<Vec<DenominatorJob<'a>>> {
         let mut jobs = Vec::new();
         for (i, node) in self.graph.nodes.iter().enumerate().rev() {
             let Layer::Conv { dense, geometry, .. } = &node.layer else { continue };
