@@ -730,8 +730,8 @@ impl Explainer {
         }
     }
 
-    /// Every denominator an LRP sweep with `composite` needs that is not cached yet, in the
-    /// order the sweep needs them: (node, key, propagation, the node's input).
+    /// Every denominator an LRP sweep with `composite` needs (the helper skips those already
+    /// cached), in the order the sweep needs them: (node, key, propagation, the node's input).
     #[cfg(feature = "threads")]
     fn denominator_jobs<'a>(&self, acts: &'a Activations, composite: &Composite) -> Result<Vec<DenominatorJob<'a>>> {
         let mut jobs = Vec::new();
