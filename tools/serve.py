@@ -33,12 +33,13 @@ class IsolatedHandler(http.server.SimpleHTTPRequestHandler):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--port", type=int, default=8080, help="0 picks a free port")
     parser.add_argument("--directory", default="www")
     args = parser.parse_args()
     handler = functools.partial(IsolatedHandler, directory=args.directory)
     with http.server.ThreadingHTTPServer(("127.0.0.1", args.port), handler) as httpd:
-        print(f"serving {args.directory} on http://127.0.0.1:{args.port}/ (Ctrl-C to stop)", flush=True)
+        port = httpd.server_address[1]
+        print(f"serving {args.directory} on http://127.0.0.1:{port}/ (Ctrl-C to stop)", flush=True)
         try:
             httpd.serve_forever()
         except KeyboardInterrupt:

@@ -11,12 +11,13 @@
 // never used): none, www/pkg standing in for it, or one without its wasm.
 
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { explained, openPage, WWW } from './harness.mjs';
+import { explained, openPage, ROOT, WWW } from './harness.mjs';
 
 const NOWHERE = path.join(os.tmpdir(), 'resnet-lrp-e2e-no-pkg-relaxed'); // never created: every file 404
 
@@ -165,6 +166,37 @@ test('on an isolated page, ?threads=1 or a pkg-threads/ that cannot start leaves
     explainedPhoto(broken);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the demo server of ./build.sh serve (tools/serve.py) makes the page cross-origin isolated: the threaded engine runs', async () => {
+  const python = path.join(ROOT, '.venv', 'bin', 'python');
+  const server = spawn(python, [path.join(ROOT, 'tools', 'serve.py'), '--port', '0', '--directory', WWW], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const url = await new Promise((resolve, reject) => {
+      let out = '';
+      server.stdout.on('data', (d) => {
+        out += d;
+        const m = out.match(/on (http:\/\/127\.0\.0\.1:\d+\/)/);
+        if (m) resolve(m[1]);
+      });
+      server.on('exit', (code) => reject(new Error(`tools/serve.py exited with ${code}: ${out}`)));
+    });
+    const h = await openPage('engine-demo-server');
+    try {
+      await h.page.goto(`${url}?model=basic_bn&photo=chelsea.png&threads=2`);
+      const ex = await explained(h.page, 0, 120_000);
+      const info = await h.page.evaluate(() => ({ ...window.__lrp.state.engineInfo, isolated: window.crossOriginIsolated }));
+      assert.equal(info.isolated, true);
+      assert.equal(info.engine, 'pkg-threads');
+      assert.equal(info.threads, 2);
+      assert.ok(ex.summary.conservationError < 1e-4);
+      assert.deepEqual(h.pageErrors, []);
+    } finally {
+      await h.close();
+    }
+  } finally {
+    server.kill();
   }
 });
 
