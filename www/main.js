@@ -225,7 +225,7 @@ function showEngine(answer) {
           : '';
   el.title =
     (engine === 'pkg-threads'
-      ? `The engine runs the threaded WebAssembly build with relaxed SIMD (pkg-threads/) on a pool of ${threads} workers: an explanation computes the denominators of its layers on one while the relevance sweep runs on another`
+      ? `The engine runs the threaded WebAssembly build with relaxed SIMD (pkg-threads/) on a pool of ${threads} workers: an explanation computes the denominators of its layers on the pool while its relevance sweep runs`
       : relaxed
         ? 'The engine runs the WebAssembly build with relaxed SIMD (pkg-relaxed/): faster; its fused multiply-add may round differently from one CPU to another'
         : relaxedSupported

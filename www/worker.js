@@ -94,9 +94,8 @@ async function load(engine) {
 }
 
 /**
- * Workers in the pool of the threaded engine: two (an explanation has two parts that run at once: the
- * relevance sweep and the denominators ahead of it; the engine's own worker waits while they compute),
- * or one where the machine has one core. `?threads=N` on the page's address asks for N, at most 16
+ * Workers in the pool of the threaded engine: two (an explanation computes its denominators on the pool
+ * while its relevance sweep runs in this worker), or one where the machine has one core. `?threads=N` on the page's address asks for N, at most 16
  * (1: no pool).
  */
 function poolSize() {

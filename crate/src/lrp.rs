@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 #[cfg(feature = "threads")]
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 
 use ndarray::{Array4, ArrayD, Axis, IxDyn, Slice, Zip};
 use serde::Serialize;
@@ -27,7 +27,8 @@ const ZERO_Z: f32 = 1e-25;
 pub struct Activations {
     /// Unique per forward pass: keys the cache of class-independent denominators.
     id: u64,
-    values: Vec<ArrayD<f32>>,
+    /// Shared (not copied) with the thread that computes denominators ahead of the sweep.
+    values: Arc<Vec<ArrayD<f32>>>,
     logits: Vec<f32>,
     probabilities: Vec<f32>,
 }
@@ -193,9 +194,9 @@ pub struct Explainer {
 
 /// A denominator: (weighted node, the propagation it belongs to).
 type DenominatorKey = (usize, String);
-/// A denominator to compute: its node, key and propagation, and the node's input.
+/// A denominator to compute: its node, key and propagation.
 #[cfg(feature = "threads")]
-type DenominatorJob<'a> = (usize, DenominatorKey, Propagation, Cow<'a, ArrayD<f32>>);
+type DenominatorJob = (usize, DenominatorKey, Propagation);
 
 /// What an explanation shares between its relevance sweep and the thread that computes the
 /// denominators ahead of it.
@@ -206,11 +207,9 @@ struct Shared {
     /// Denominators `z` of the weighted layers for the activations with this id: they do not
     /// depend on the explained class, so every class after the first skips them.
     denominators: Mutex<(u64, HashMap<DenominatorKey, Slot>)>,
-    /// Signalled whenever a denominator is stored or given up.
-    stored: Condvar,
 }
 
-/// A denominator being computed (by either thread) or done.
+/// A denominator the helper is computing, or done.
 enum Slot {
     Busy,
     Done(Arc<ArrayD<f32>>),
@@ -252,43 +251,67 @@ impl Shared {
         }
     }
 
-    /// The cached denominator `key`, computed with `compute` if no thread has started it. If
-    /// the other thread is computing it, waits for it when `wait`, else answers None.
+    /// The denominator `key` of the activations `id`: the cached one, or computed with `compute`
+    /// and cached. With `claim`, only if no thread has started it (None if one has: the helper
+    /// moves on); without, the caller never waits for the other thread: if that one is still
+    /// computing it, it is computed again (the same bits). So the sweep cannot hang on a helper
+    /// that has stopped.
     fn denominator(
         &self,
+        id: u64,
         key: &DenominatorKey,
-        wait: bool,
+        claim: bool,
         compute: impl FnOnce() -> Result<ArrayD<f32>>,
     ) -> Result<Option<Arc<ArrayD<f32>>>> {
         let mut d = lock(&self.denominators);
-        loop {
-            match d.1.get(key) {
-                Some(Slot::Done(z)) => return Ok(Some(Arc::clone(z))),
-                Some(Slot::Busy) if wait => d = self.stored.wait(d).unwrap_or_else(|e| e.into_inner()),
-                Some(Slot::Busy) => return Ok(None),
-                None => break,
-            }
+        match d.1.get(key) {
+            Some(Slot::Done(z)) if d.0 == id => return Ok(Some(Arc::clone(z))),
+            Some(Slot::Busy) if claim && d.0 == id => return Ok(None),
+            _ => {}
         }
-        d.1.insert(key.clone(), Slot::Busy);
+        if claim && d.0 == id {
+            d.1.insert(key.clone(), Slot::Busy);
+        }
         drop(d);
         let result = compute();
         let mut d = lock(&self.denominators);
-        let out = match result {
+        if d.0 != id {
+            // the cache has moved on to other activations meanwhile: keep nothing
+            return result.map(|z| Some(Arc::new(z)));
+        }
+        match result {
             Ok(z) => {
                 let z = Arc::new(z);
-                d.1.insert(key.clone(), Slot::Done(Arc::clone(&z)));
+                if !matches!(d.1.get(key), Some(Slot::Done(_))) {
+                    d.1.insert(key.clone(), Slot::Done(Arc::clone(&z)));
+                }
                 Ok(Some(z))
             }
             Err(e) => {
-                // whoever needs it computes it again and reports the error
-                d.1.remove(key);
+                if matches!(d.1.get(key), Some(Slot::Busy)) && claim {
+                    d.1.remove(key);
+                }
                 Err(e)
             }
-        };
-        drop(d);
-        self.stored.notify_all();
-        out
+        }
     }
+}
+
+/// The input of weighted node `i` in its layer's shape, and the shape of its output.
+#[cfg(feature = "threads")]
+fn layer_io<'a>(graph: &LayerGraph, values: &'a [ArrayD<f32>], i: usize) -> Result<(Cow<'a, ArrayD<f32>>, IxDyn)> {
+    let node = &graph.nodes[i];
+    let Layer::Conv { geometry, .. } = &node.layer else {
+        return Err(Error::Shape("denominator of a layer without weights".into()));
+    };
+    let k = node.inputs[0];
+    let a = kept_value(values, k, &graph.nodes[k].shape)?;
+    let x = if a.shape() == geometry.input_shape() {
+        Cow::Borrowed(a)
+    } else {
+        Cow::Owned(reshape(a.clone(), &geometry.input_shape())?)
+    };
+    Ok((x, IxDyn(&geometry.output_shape())))
 }
 
 /// `z = Σ_t sign_t · (W_t x_t)` (+ the modified bias) of weighted node `i` for one
@@ -369,9 +392,11 @@ impl Explainer {
     }
 
     /// With `true`, an LRP explanation computes the denominators of its weighted layers on a
-    /// second thread of rayon's pool, ahead of the relevance sweep that needs them (builds
-    /// with the `threads` feature; elsewhere this does nothing). The results are the same
-    /// bits either way: each denominator is computed exactly as before, only elsewhere.
+    /// thread of rayon's pool, ahead of the relevance sweep on the calling thread that needs
+    /// them (builds with the `threads` feature; elsewhere this does nothing). The sweep never
+    /// waits for that thread: it computes a denominator itself where the helper has not
+    /// finished it. The results are the same bits either way: each denominator is computed
+    /// exactly as on one thread, only elsewhere.
     pub fn set_parallel(&mut self, on: bool) {
         self.parallel = on && cfg!(feature = "threads");
     }
@@ -562,7 +587,7 @@ impl Explainer {
         let probabilities = softmax(&logits);
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ok(Activations { id, values, logits, probabilities })
+        Ok(Activations { id, values: Arc::new(values), logits, probabilities })
     }
 
     fn resolve_target(&self, acts: &Activations, target: Target) -> Result<usize> {
@@ -598,28 +623,27 @@ impl Explainer {
         let result = match method {
             #[cfg(feature = "threads")]
             Method::Lrp { composite, .. } if self.parallel => {
-                // the denominators on a second thread, in the order the sweep needs them
-                let jobs = self.denominator_jobs(acts, composite)?;
-                let (shared, graph) = (Arc::clone(&self.shared), Arc::clone(&self.graph));
-                let done = AtomicBool::new(false);
-                let (result, ()) = rayon::join(
-                    || {
-                        let r = self.explain_scoped(acts, target, start, method);
-                        done.store(true, Ordering::Relaxed);
-                        r
-                    },
-                    || {
-                        for (i, key, prop, x) in &jobs {
-                            if done.load(Ordering::Relaxed) {
-                                break;
-                            }
-                            let Layer::Conv { geometry, .. } = &graph.nodes[*i].layer else { continue };
-                            let dim = IxDyn(&geometry.output_shape());
-                            // errors are left to the sweep, which computes it again and reports them
-                            let _ = shared.denominator(key, false, || denominator(&shared, &graph, *i, prop, x, dim));
+                // the denominators on a thread of the pool, in the order the sweep needs them; the
+                // sweep runs here and never waits for it
+                let jobs = self.denominator_jobs(composite);
+                let (shared, graph, values) =
+                    (Arc::clone(&self.shared), Arc::clone(&self.graph), Arc::clone(&acts.values));
+                let (id, stop) = (acts.id, Arc::new(AtomicBool::new(false)));
+                let helper_stop = Arc::clone(&stop);
+                rayon::spawn(move || {
+                    for (i, key, prop) in jobs {
+                        if helper_stop.load(Ordering::Relaxed) {
+                            break;
                         }
-                    },
-                );
+                        // errors are left to the sweep, which computes it again and reports them
+                        let _ = shared.denominator(id, &key, true, || {
+                            let (x, dim) = layer_io(&graph, &values, i)?;
+                            denominator(&shared, &graph, i, &prop, &x, dim)
+                        });
+                    }
+                });
+                let result = self.explain_scoped(acts, target, start, method);
+                stop.store(true, Ordering::Relaxed);
                 result
             }
             _ => self.explain_scoped(acts, target, start, method),
@@ -731,28 +755,21 @@ impl Explainer {
     }
 
     /// Every denominator an LRP sweep with `composite` needs (the helper skips those already
-    /// cached), in the order the sweep needs them: (node, key, propagation, the node's input).
+    /// cached), in the order the sweep needs them: (node, key, propagation).
     #[cfg(feature = "threads")]
-    fn denominator_jobs<'a>(&self, acts: &'a Activations, composite: &Composite) -> Result<Vec<DenominatorJob<'a>>> {
+    fn denominator_jobs(&self, composite: &Composite) -> Vec<DenominatorJob> {
         let mut jobs = Vec::new();
         for (i, node) in self.graph.nodes.iter().enumerate().rev() {
-            let Layer::Conv { dense, geometry, .. } = &node.layer else { continue };
+            let Layer::Conv { dense, .. } = &node.layer else { continue };
             let rule = self.rule_for(i, *dense, composite);
             if let Rule::Pass = rule {
                 continue;
             }
-            let k = node.inputs[0];
-            let a0 = kept(acts, k, &self.graph.nodes[k].shape)?;
-            let x = if a0.shape() == geometry.input_shape() {
-                Cow::Borrowed(a0)
-            } else {
-                Cow::Owned(reshape(a0.clone(), &geometry.input_shape())?)
-            };
             for (_, prop) in rule.propagations() {
-                jobs.push((i, (i, format!("{prop:?}")), prop, x.clone()));
+                jobs.push((i, (i, format!("{prop:?}")), prop));
             }
         }
-        Ok(jobs)
+        jobs
     }
 
     /// LRP through node `i`: relevance for each of its inputs.
@@ -921,9 +938,11 @@ impl Explainer {
             let compute = || denominator(shared, graph, i, &prop, a, r.raw_dim());
             let cached;
             let computed;
-            let z = if self.scope.is_some() {
+            let z = if let Some(id) = self.scope {
                 let key = (i, format!("{prop:?}"));
-                cached = shared.denominator(&key, true, compute)?.ok_or_else(|| Error::Shape("denominator".into()))?;
+                cached = shared
+                    .denominator(id, &key, false, compute)?
+                    .ok_or_else(|| Error::Shape("a denominator was neither cached nor computed".into()))?;
                 &*cached
             } else {
                 computed = compute()?;
@@ -1039,7 +1058,11 @@ impl Explainer {
 
 /// The value of node `k` (of shape `shape`), or an error if the forward pass did not keep it.
 fn kept<'a>(acts: &'a Activations, k: usize, shape: &[usize]) -> Result<&'a ArrayD<f32>> {
-    let v = &acts.values[k];
+    kept_value(&acts.values, k, shape)
+}
+
+fn kept_value<'a>(values: &'a [ArrayD<f32>], k: usize, shape: &[usize]) -> Result<&'a ArrayD<f32>> {
+    let v = &values[k];
     if v.shape() == shape {
         Ok(v)
     } else {

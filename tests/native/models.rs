@@ -302,7 +302,8 @@ fn fused_forward_matches_layer_by_layer() {
 /// With the `threads` feature an explanation computes its denominators on a second thread ahead
 /// of the sweep: the relevance, the ledger and the block totals must be the same bits as on one
 /// thread, for every composite and two splitting variants, for the first class of an input
-/// (nothing cached) and for a second one (denominators cached).
+/// (nothing cached) and for a second one (denominators cached), and for a new input explained
+/// right after another one.
 #[cfg(feature = "threads")]
 #[test]
 fn parallel_denominators_give_the_same_bits() {
@@ -314,7 +315,17 @@ fn parallel_denominators_give_the_same_bits() {
         let mut two = model.explainer();
         two.set_parallel(true);
         let acts_one = one.forward(x.clone()).unwrap();
-        let acts_two = two.forward(x).unwrap();
+        let acts_two = two.forward(x.clone()).unwrap();
+        // a second input right after a first explanation: a helper still finishing the first
+        // input's denominators must not leave them in the second input's cache
+        let method = lrp("conserving", Variant::FlowsSkip);
+        two.explain(&acts_two, Target::Top1, Start::Logit, &method).unwrap();
+        let y = x.mapv(|v| 0.5 - v);
+        let acts_y = two.forward(y.clone()).unwrap();
+        let b = two.explain(&acts_y, Target::Top1, Start::Logit, &method).unwrap();
+        let acts_y = one.forward(y).unwrap();
+        let a = one.explain(&acts_y, Target::Top1, Start::Logit, &method).unwrap();
+        assert_eq!(a.relevance, b.relevance, "{name}: second input");
         for composite in resnet_lrp::COMPOSITES {
             for variant in [Variant::FlowsSkip, Variant::Conventional] {
                 for target in [Target::Top1, Target::Class(1)] {
