@@ -28,10 +28,10 @@
 // The engine comes in three builds (./build.sh wasm): pkg/ with SIMD128, pkg-relaxed/ with SIMD128 and
 // relaxed SIMD (faster matrix kernels: f32x4.relaxed_madd), and pkg-threads/: relaxed SIMD plus shared
 // memory and a pool of Web Workers, on which an explanation computes the denominators of its layers
-// while its relevance sweep runs. The first one this browser, this page and
-// this server allow is loaded: pkg-threads/ needs relaxed SIMD and a cross-origin isolated page (the
-// server sends COOP and COEP headers) on a machine with more than one core; pkg-relaxed/ needs relaxed
-// SIMD; pkg/ runs everywhere with SIMD128.
+// while its relevance sweep runs. The first one this browser, this page and this server allow is
+// loaded: pkg-threads/ needs relaxed SIMD and a cross-origin isolated page (the server sends COOP and
+// COEP headers) on a machine with more than one core; pkg-relaxed/ needs relaxed SIMD; pkg/ runs
+// everywhere with SIMD128.
 let Explainer = null;
 let loaded = null; // the answer to `init`
 
@@ -95,8 +95,8 @@ async function load(engine) {
 
 /**
  * Workers in the pool of the threaded engine: two (an explanation computes its denominators on the pool
- * while its relevance sweep runs in this worker), or one where the machine has one core. `?threads=N` on the page's address asks for N, at most 16
- * (1: no pool).
+ * while its relevance sweep runs in this worker), or one where the machine has one core (and then no
+ * pool: see threadsPossible). `?threads=N` on the page's address asks for N, at most 16 (1: no pool).
  */
 function poolSize() {
   const asked = Number(new URL(self.location.href).searchParams.get('threads'));

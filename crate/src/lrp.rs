@@ -298,7 +298,6 @@ impl Shared {
 }
 
 /// The input of weighted node `i` in its layer's shape, and the shape of its output.
-#[cfg(feature = "threads")]
 fn layer_io<'a>(graph: &LayerGraph, values: &'a [ArrayD<f32>], i: usize) -> Result<(Cow<'a, ArrayD<f32>>, IxDyn)> {
     let node = &graph.nodes[i];
     let Layer::Conv { geometry, .. } = &node.layer else {
@@ -792,12 +791,7 @@ impl Explainer {
             Layer::Conv { dense, geometry, .. } => {
                 let rule = self.rule_for(i, *dense, composite);
                 let stab = composite.stabilizer_for(rule);
-                let a0 = a(0)?;
-                let x = if a0.shape() == geometry.input_shape() {
-                    Cow::Borrowed(a0)
-                } else {
-                    Cow::Owned(reshape(a0.clone(), &geometry.input_shape())?)
-                };
+                let (x, _) = layer_io(&graph, &acts.values, i)?;
                 let rr = reshape(r, &geometry.output_shape())?;
                 let out = self.propagate_weighted(i, &x, &rr, rule, stab, composite.conserve)?;
                 vec![reshape(out, &input_shape(0))?]

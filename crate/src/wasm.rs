@@ -35,12 +35,6 @@ pub use wasm_bindgen_rayon::init_thread_pool;
 /// Set once the pool started by `initThreadPool` is up: explainers made after that use it.
 static POOL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// Whether this build of the engine can run on a worker pool (`initThreadPool` exists).
-#[wasm_bindgen(js_name = hasThreads)]
-pub fn has_threads() -> bool {
-    cfg!(feature = "threads")
-}
-
 /// Lets explanations use the pool started by `initThreadPool` (their denominators are then
 /// computed on a second thread, ahead of the relevance sweep) and returns its size. Fails on a
 /// build without threads; until it is called, everything runs on the calling thread.
