@@ -107,19 +107,19 @@ assets() {
   (IFS=,; echo "[${names[*]}]") > www/models/fixtures/index.json
 }
 
-# Builds the engine for one set of target features and runs wasm-bindgen on it:
-#   build_pkg PROFILE OUT_DIR simd128|relaxed|threads
-# relaxed: +simd128,+relaxed-simd, from its own target directory target/relaxed (other target features
-# invalidate the whole cache, so it would otherwise rebuild everything each time)
-# threads: relaxed plus +atomics,+bulk-memory and the `threads` feature (a Web Worker pool: explanations
-# compute their denominators on a second thread), in target/threads. The standard library must be rebuilt with atomics: nightly's
-# -Z build-std.
-# a shared, imported memory of at most 4 GiB, and the thread-local storage symbols wasm-bindgen sets up
-# for every worker
+# Link arguments of the threaded build: a shared, imported memory of at most 4 GiB, and the thread-local
+# storage symbols wasm-bindgen sets up for every worker.
 THREADS_LINK="-C link-arg=--shared-memory -C link-arg=--import-memory -C link-arg=--max-memory=4294967296"
 THREADS_LINK+=" -C link-arg=--export=__wasm_init_tls -C link-arg=--export=__tls_size"
 THREADS_LINK+=" -C link-arg=--export=__tls_align -C link-arg=--export=__tls_base"
 
+# Builds the engine for one set of target features and runs wasm-bindgen on it:
+#   build_pkg PROFILE OUT_DIR simd128|relaxed|threads
+# relaxed: +simd128,+relaxed-simd, from its own target directory target/relaxed (other target features
+# invalidate the whole cache, so it would otherwise rebuild everything each time)
+# threads: relaxed plus +atomics,+bulk-memory,+mutable-globals and the `threads` feature (a Web Worker
+# pool: explanations compute their denominators on a second thread), in target/threads. The standard
+# library must be rebuilt with atomics: nightly's -Z build-std.
 build_pkg() {
   local profile=$1 out=$2 features=$3 dir=$1 target=target
   [ "$profile" = dev ] && dir=debug
