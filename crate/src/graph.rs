@@ -18,8 +18,8 @@ use tract_onnx::tract_core::ops::nn::{DataFormat, Reduce, Reducer, Softmax};
 use tract_onnx::tract_core::ops::source::TypedSource;
 
 use crate::error::{Error, Result};
-use crate::kernels::ConvGeometry;
-use crate::pool::PoolGeometry;
+use crate::geometry::ConvGeometry;
+use crate::geometry::PoolGeometry;
 
 /// Element-wise operation with a constant operand (broadcast to the activation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,7 +157,7 @@ fn const_f32(t: &Tensor, node: &TypedNode) -> Result<ArrayD<f32>> {
         .map(|v| v.to_owned())
         .map_err(|e| unsupported(node, format!("constant: {e}")))?;
     if let Some(bad) = a.iter().find(|v| !v.is_finite()) {
-        return Err(Error::Load(format!("the weights of node `{}` contain {bad}", node.name)));
+        return Err(Error::load(format!("the weights of node `{}` contain {bad}", node.name)));
     }
     Ok(a)
 }

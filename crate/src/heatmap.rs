@@ -3,22 +3,33 @@
 use ndarray::{Array2, ArrayD, Axis};
 
 use crate::error::{Error, Result};
-use crate::model::{InputSpec, Layout};
+use crate::preprocess::{InputSpec, Layout};
 
 /// Sums the relevance over the colour channels: an `[H, W]` map.
 ///
 /// # Errors
-/// [`Error::Shape`] if `relevance` does not have the input's shape.
+/// [`Error::InvalidInput`] if `relevance` does not have the input's shape.
 pub fn channel_sum(relevance: &ArrayD<f32>, input: &InputSpec) -> Result<Array2<f32>> {
     if relevance.shape() != input.shape.as_slice() {
-        return Err(Error::Shape(format!("relevance {:?} vs input {:?}", relevance.shape(), input.shape)));
+        return Err(Error::InvalidInput(format!("relevance {:?} vs input {:?}", relevance.shape(), input.shape)));
     }
     let per_image = relevance.index_axis(Axis(0), 0);
     let axis = match input.layout {
         Layout::NCHW => 0,
         Layout::NHWC => 2,
     };
-    per_image.sum_axis(Axis(axis)).into_dimensionality().map_err(|e| Error::Shape(e.to_string()))
+    per_image.sum_axis(Axis(axis)).into_dimensionality().map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// The map of an explanation: relevance summed over the colour channels ([`channel_sum`]), then
+/// heat-quantized to `levels` levels ([`heat_quantize`]; 0 or 1 = raw). Explanations, their
+/// downloads and the rankings of the evaluation all use this one map.
+///
+/// # Errors
+/// As [`channel_sum`].
+pub fn map(relevance: &ArrayD<f32>, input: &InputSpec, levels: usize) -> Result<Array2<f32>> {
+    let map = channel_sum(relevance, input)?;
+    Ok(if levels > 1 { heat_quantize(&map, levels) } else { map })
 }
 
 /// Heat quantization (Otsuki et al. 2024): `levels` equally spaced edges from the map's

@@ -38,25 +38,22 @@ pub struct Rgba {
 /// Reads and decodes an image file (see the module documentation).
 ///
 /// # Errors
-/// [`Error::Image`] naming the file and the problem.
+/// [`Error::Image`] naming the file and the problem; [`Error::Io`] if it cannot be read.
 pub fn read_image(path: &Path) -> Result<Rgba> {
-    let named = |e: Error| match e {
-        Error::Image(m) => Error::Image(format!("{}: {m}", path.display())),
-        other => other,
-    };
-    let meta = std::fs::metadata(path).map_err(|e| Error::Image(format!("{}: {e}", path.display())))?;
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     if meta.is_dir() {
         return Err(Error::Image(format!("{} is a directory", path.display())));
     }
     if meta.len() > MAX_IMAGE_FILE_BYTES {
-        return Err(named(Error::Image(format!(
+        return Err(Error::Image(format!(
             "the file is {} MB; image files above {} MB are refused",
             meta.len() / 1_000_000,
             MAX_IMAGE_FILE_BYTES / 1_000_000
-        ))));
+        ))
+        .in_file(path));
     }
-    let bytes = std::fs::read(path).map_err(|e| Error::Image(format!("{}: {e}", path.display())))?;
-    decode_image(&bytes).map_err(named)
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    decode_image(&bytes).map_err(|e| e.in_file(path))
 }
 
 /// Decodes an image from its bytes (see the module documentation).

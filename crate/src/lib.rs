@@ -29,19 +29,43 @@
 //! # Ok(()) }
 //! ```
 
+//! ## Module map, and the directions dependencies may take
+//!
+//! Each layer may use the layers above it, never those below; `lib.rs` only declares and
+//! re-exports.
+//!
+//! | layer | modules | job |
+//! |---|---|---|
+//! | base | [`error`], [`geometry`], [`glue`] | errors by kind; window shapes; the only glue to tract's runtime (declutter, tensors, the panic guard) |
+//! | data | [`graph`], [`rules`], [`split`], [`composite`] | the layer graph (data only); rules as data; relevance splitting; composites (rule per layer kind, registered by name) |
+//! | import | `import` | tract's typed ops → layer graph, one function per op, and the canonizers |
+//! | kernels | [`conv`], [`pool`] | convolutions on tract's kernels; pooling windows |
+//! | engine | [`lrp`] | the forward pass that keeps what LRP reads, and the relevance sweep |
+//! | input | [`preprocess`], [`model`] | image → input tensor; ONNX bytes → model (the one guarded load pipeline) |
+//! | outputs | [`heatmap`], [`metrics`] | maps from relevance; insertion / deletion / ID |
+//! | application | [`request`], [`session`] | names → typed choices; a model plus the current input → predictions, explanations, evaluations |
+//! | adapters | `wasm` (browser), the `resnet-lrp` binary (CLI), [`image_io`] (native files) | thin: parse, call [`session`], print or serialise |
+//!
+//! `rules.rs` (rules as data, each proven against a naive twin) and `split.rs` are the examples
+//! to follow for new rules and splitting variants.
+
 pub mod composite;
+pub mod conv;
 pub mod error;
+pub mod geometry;
+pub(crate) mod glue;
 pub mod graph;
 pub mod heatmap;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod image_io;
-pub mod kernels;
 pub mod lrp;
 pub mod metrics;
 pub mod model;
-pub mod options;
 pub mod pool;
+pub mod preprocess;
+pub mod request;
 pub mod rules;
+pub mod session;
 pub mod split;
 
 #[cfg(target_arch = "wasm32")]
@@ -50,6 +74,7 @@ pub mod wasm;
 pub use composite::{Composite, MaxPoolRule, Params, COMPOSITES};
 pub use error::{Error, Result};
 pub use lrp::{Activations, Explainer, Explanation, ForwardPlan, Method, Start, Target};
-pub use model::{InputSpec, Layout, Model, Preprocess};
+pub use model::Model;
+pub use preprocess::{InputSpec, Layout, Preprocess};
 pub use rules::Rule;
 pub use split::{Variant, VARIANTS};

@@ -19,13 +19,14 @@
 //! plan, optionally in fixed-size batches ([`BatchPlan`]) and on several threads. Masks that
 //! repeat (equal thresholds, frequent after heat quantization) are run once.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use ndarray::{Array2, Array3, ArrayD};
 
 use crate::error::{Error, Result};
-use crate::heatmap;
-use crate::model::{BatchPlan, InputSpec, Layout, Model, Preprocess};
+use crate::lrp::softmax;
+use crate::model::{BatchPlan, Model};
+use crate::preprocess::{InputSpec, Layout, Preprocess};
 
 /// The authors' default patch size (pixels).
 pub const DEFAULT_BLOCK: usize = 1;
@@ -72,15 +73,9 @@ pub enum Mode {
     Deletion,
 }
 
-/// The ranking map of an explanation: relevance summed over the colour channels, optionally
-/// heat-quantized to `quantize` levels (the paper uses 8; 0 or 1 = raw).
-///
-/// # Errors
-/// [`Error::Shape`] if `relevance` does not have the input's shape.
-pub fn ranking_map(relevance: &ArrayD<f32>, input: &InputSpec, quantize: usize) -> Result<Array2<f32>> {
-    let map = heatmap::channel_sum(relevance, input)?;
-    Ok(if quantize > 1 { heatmap::heat_quantize(&map, quantize) } else { map })
-}
+/// The ranking map of an explanation: [`heatmap::map`] (relevance summed over the colour
+/// channels, heat-quantized to `quantize` levels; the paper uses 8, 0 or 1 = raw).
+pub use crate::heatmap::map as ranking_map;
 
 /// The random-ranking baseline: an `[h, w]` map whose values are a random permutation of
 /// `1..=h·w` (no ties), reproducible from `seed`.
@@ -260,6 +255,7 @@ pub struct Runner<'m> {
     threads: usize,
     passes: AtomicUsize,
     progress: Option<&'m Progress<'m>>,
+    cancel: Option<&'m AtomicBool>,
 }
 
 impl std::fmt::Debug for Runner<'_> {
@@ -275,13 +271,20 @@ impl std::fmt::Debug for Runner<'_> {
 impl<'m> Runner<'m> {
     /// One image at a time, on one thread.
     pub fn new(model: &'m Model) -> Self {
-        Runner { model, batch: None, threads: 1, passes: AtomicUsize::new(0), progress: None }
+        Runner { model, batch: None, threads: 1, passes: AtomicUsize::new(0), progress: None, cancel: None }
     }
 
     /// Calls `progress(done, total)` after every group of images of a
     /// [`Self::probabilities`] call (from the worker thread that ran it).
     pub fn with_progress(mut self, progress: &'m Progress<'m>) -> Self {
         self.progress = Some(progress);
+        self
+    }
+
+    /// Stops with [`Error::Cancelled`] before the next group of images once `cancel` is set
+    /// (e.g. by a progress callback or another thread).
+    pub fn with_cancel(mut self, cancel: &'m AtomicBool) -> Self {
+        self.cancel = Some(cancel);
         self
     }
 
@@ -306,7 +309,7 @@ impl<'m> Runner<'m> {
     /// in a softmax, else the softmax of its output).
     ///
     /// # Errors
-    /// [`Error::Shape`] for inputs of the wrong shape, [`Error::InvalidParam`] for a target out of
+    /// [`Error::InvalidInput`] for inputs of the wrong shape, [`Error::InvalidParam`] for a target out of
     /// range, [`Error::Tract`] from tract.
     pub fn probabilities(&self, inputs: &[ArrayD<f32>], target: usize) -> Result<Vec<f32>> {
         let chunk = self.batch.map_or(1, BatchPlan::batch);
@@ -319,12 +322,15 @@ impl<'m> Runner<'m> {
             if target >= out.len() {
                 return Err(Error::param("target", format!("class {target} of {}", out.len())));
             }
-            probs.push(if already_softmax { out[target] } else { softmax_at(&out, target) });
+            probs.push(if already_softmax { out[target] } else { softmax(&out)[target] });
         }
         Ok(probs)
     }
 
     fn run_job(&self, job: &[ArrayD<f32>], done: &AtomicUsize, total: usize) -> Result<Outputs> {
+        if self.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+            return Err(Error::Cancelled);
+        }
         let out = match self.batch {
             Some(plan) => plan.run(job)?,
             None => job.iter().map(|x| self.model.run(x)).collect::<Result<Vec<_>>>()?,
@@ -374,12 +380,6 @@ impl<'m> Runner<'m> {
     }
 }
 
-fn softmax_at(logits: &[f32], target: usize) -> f32 {
-    let m = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let z: f64 = logits.iter().map(|&v| (v as f64 - m).exp()).sum();
-    ((logits[target] as f64 - m).exp() / z) as f32
-}
-
 /// One curve.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Curve {
@@ -422,7 +422,7 @@ impl InsDel {
 /// pass per distinct mask, all of them handed to `runner` at once.
 ///
 /// # Errors
-/// [`Error::Shape`] for a map that is not the input's `[H, W]`; as [`patch_scores`],
+/// [`Error::InvalidInput`] for a map that is not the input's `[H, W]`; as [`patch_scores`],
 /// [`thresholds`] and [`Runner::probabilities`].
 pub fn insertion_deletion(
     masker: &Masker,
@@ -434,7 +434,7 @@ pub fn insertion_deletion(
     cfg.validate()?;
     let size = (masker.input.height, masker.input.width);
     if map.dim() != size {
-        return Err(Error::Shape(format!("map {:?}, the model input is {size:?}", map.dim())));
+        return Err(Error::InvalidInput(format!("map {:?}, the model input is {size:?}", map.dim())));
     }
     let scores = patch_scores(map, cfg.block_size)?;
     let ts = thresholds(scores.as_slice().expect("standard layout"), cfg.step)?;

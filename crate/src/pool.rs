@@ -1,38 +1,11 @@
 //! Spatial pooling windows (max and average) in NCHW, batch 1: forward and the relevance
 //! rules that go with them. Pools are cheap next to convolutions, so plain loops do.
 
-use std::ops::Range;
-
 use ndarray::{Array4, ArrayView4};
 
-/// Geometry of a 2-D pooling window.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PoolGeometry {
-    /// Window size `[kh, kw]`.
-    pub kernel: [usize; 2],
-    /// Strides `[sh, sw]`.
-    pub strides: [usize; 2],
-    /// Padding before `[top, left]`.
-    pub pad_begin: [usize; 2],
-    /// Padding after `[bottom, right]` (includes the extra row/column of ceil mode).
-    pub pad_end: [usize; 2],
-    /// Input spatial size.
-    pub in_hw: [usize; 2],
-    /// Output spatial size.
-    pub out_hw: [usize; 2],
-}
+pub use crate::geometry::PoolGeometry;
 
 impl PoolGeometry {
-    /// The input rows and columns of window `(oy, ox)`, padding excluded.
-    pub fn window(&self, oy: usize, ox: usize) -> (Range<usize>, Range<usize>) {
-        let span = |o: usize, axis: usize| {
-            let start = (o * self.strides[axis]) as isize - self.pad_begin[axis] as isize;
-            let end = (start + self.kernel[axis] as isize).min(self.in_hw[axis] as isize);
-            (start.max(0) as usize)..(end.max(0) as usize)
-        };
-        (span(oy, 0), span(ox, 1))
-    }
-
     /// Calls `f` with the offset, in a standard-layout `[1, c, h, w]` input, of every position of
     /// window `(oy, ox)` of channel `c`, row by row.
     fn for_window(&self, c: usize, oy: usize, ox: usize, mut f: impl FnMut(usize)) {
@@ -44,22 +17,6 @@ impl PoolGeometry {
                 f(row + x);
             }
         }
-    }
-
-    /// Output size along one axis for the given input size (floor mode over the explicit pads).
-    pub fn output_len(&self, axis: usize, input: usize) -> Option<usize> {
-        (input + self.pad_begin[axis] + self.pad_end[axis])
-            .checked_sub(self.kernel[axis])
-            .map(|v| v / self.strides[axis] + 1)
-    }
-
-    /// Whether the geometry is self-consistent.
-    pub fn is_valid(&self) -> bool {
-        self.kernel.iter().all(|&k| k > 0)
-            && self.strides.iter().all(|&s| s > 0)
-            && (0..2).all(|a| self.output_len(a, self.in_hw[a]) == Some(self.out_hw[a]))
-            && (0..self.out_hw[0]).all(|oy| !self.window(oy, 0).0.is_empty())
-            && (0..self.out_hw[1]).all(|ox| !self.window(0, ox).1.is_empty())
     }
 
     fn out_array(&self, c: usize) -> Array4<f32> {

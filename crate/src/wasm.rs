@@ -1,17 +1,20 @@
 //! The wasm boundary: the only file that knows about JavaScript.
 //!
-//! One opaque handle, [`WasmExplainer`], owns the model, the explainer and the activations
-//! of the last forward pass; JavaScript gets small records (via serde-wasm-bindgen) and
-//! relevance as `Float32Array`s. Every error is a JavaScript `Error` with the same text as
-//! the native one; nothing here panics on user input.
+//! One opaque handle, [`WasmExplainer`], owns a [`Session`]; JavaScript gets small records (via
+//! serde-wasm-bindgen) and relevance as `Float32Array`s. Everything the page can ask is parsed by
+//! [`crate::request`] and answered by [`Session`]: nothing here decides what is computed. Every
+//! error is a JavaScript `Error` with the same text as the native one; nothing here panics on
+//! user input.
 
-use ndarray::{Array3, ArrayD, IxDyn};
+use ndarray::{ArrayD, IxDyn};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
-use crate::metrics::{self, Masker, Runner};
-use crate::options::{ExplainOptions, ProtocolOptions};
-use crate::{heatmap, Activations, Error, Explainer, Method, Model, Preprocess, Start, Target};
+use crate::lrp::{BlockEntry, LedgerEntry};
+use crate::metrics::Curve;
+use crate::request::{self, ExplainOptions, ProtocolOptions, EVAL_QUANTIZE};
+use crate::session::Session;
+use crate::{Error, Preprocess};
 
 fn js(e: Error) -> JsError {
     JsError::new(&e.to_string())
@@ -25,6 +28,14 @@ fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsError> {
 #[wasm_bindgen(start)]
 pub fn start() {
     console_error_panic_hook::set_once();
+}
+
+/// What this engine offers (`request::capabilities`): `{version, methods, variants, composites,
+/// defaults, preprocess, limits: {maxModelBytes}, threads}`. The page builds its lists and
+/// limits from it instead of repeating them.
+#[wasm_bindgen]
+pub fn capabilities() -> Result<JsValue, JsError> {
+    to_js(&request::capabilities())
 }
 
 /// Starts a pool of `n` Web Workers sharing this module's memory (threaded build only). JavaScript
@@ -66,27 +77,13 @@ struct LayerInfo<'a> {
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct Prediction {
-    logits: Vec<f32>,
-    probabilities: Vec<f32>,
-    top: Vec<TopClass>,
-}
-
-#[derive(Serialize)]
-struct TopClass {
-    class: usize,
-    probability: f32,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ExplainSummary {
+struct ExplainSummary<'a> {
     target: usize,
     start_relevance: f32,
     input_relevance_sum: f64,
     conservation_error: f64,
-    ledger: Vec<crate::lrp::LedgerEntry>,
-    blocks: Vec<crate::lrp::BlockEntry>,
+    ledger: &'a [LedgerEntry],
+    blocks: &'a [BlockEntry],
     width: usize,
     height: usize,
 }
@@ -101,33 +98,38 @@ fn options<T: Default + for<'de> Deserialize<'de>>(v: &JsValue) -> Result<T, JsE
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct CurveOut {
+struct CurveOut<'a> {
     auc: f64,
-    probabilities: Vec<f32>,
+    probabilities: &'a [f32],
     /// Fraction of the pixels shown in every image.
     kept: Vec<f32>,
 }
 
+impl<'a> CurveOut<'a> {
+    fn new(c: &'a Curve, pixels: usize) -> Self {
+        CurveOut {
+            auc: c.auc,
+            probabilities: &c.probabilities,
+            kept: c.kept.iter().map(|&k| k as f32 / pixels as f32).collect(),
+        }
+    }
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct Evaluation {
+struct EvaluationOut<'a> {
     target: usize,
     probability: f32,
-    insertion: CurveOut,
-    deletion: CurveOut,
+    insertion: CurveOut<'a>,
+    deletion: CurveOut<'a>,
     id: f64,
     forward_passes: usize,
 }
 
-/// A loaded model plus the activations of the last image.
+/// A loaded model plus the current image and the last explanation.
 #[wasm_bindgen(js_name = Explainer)]
 pub struct WasmExplainer {
-    model: Model,
-    explainer: Explainer,
-    acts: Option<Activations>,
-    preprocess: Preprocess,
-    pixels: Option<Array3<f32>>,
-    input: Option<Vec<f32>>,
+    session: Session,
     relevance: Option<ArrayD<f32>>,
     map: Option<Vec<f32>>,
 }
@@ -137,33 +139,24 @@ impl WasmExplainer {
     /// Loads an ONNX model from its bytes.
     #[wasm_bindgen(constructor)]
     pub fn new(onnx: &[u8]) -> Result<WasmExplainer, JsError> {
-        let model = Model::from_onnx_bytes(onnx).map_err(js)?;
-        let mut explainer = model.explainer();
-        explainer.set_parallel(POOL.load(std::sync::atomic::Ordering::Relaxed));
-        Ok(WasmExplainer {
-            model,
-            explainer,
-            acts: None,
-            preprocess: Preprocess::default(),
-            pixels: None,
-            input: None,
-            relevance: None,
-            map: None,
-        })
+        let mut session = Session::from_onnx_bytes(onnx).map_err(js)?;
+        session.set_parallel(POOL.load(std::sync::atomic::Ordering::Relaxed));
+        Ok(WasmExplainer { session, relevance: None, map: None })
     }
 
     /// Whether explanations compute their denominators on a second thread of the pool (on by
     /// default once `useThreadPool` has been called; without a pool this does nothing).
     #[wasm_bindgen(js_name = setParallel)]
     pub fn set_parallel(&mut self, on: bool) {
-        self.explainer.set_parallel(on && POOL.load(std::sync::atomic::Ordering::Relaxed));
+        self.session.set_parallel(on && POOL.load(std::sync::atomic::Ordering::Relaxed));
     }
 
     /// `{input: {name, shape, layout, channels, height, width}, numClasses, layers: [{name, kind, shape}]}`.
     pub fn info(&self) -> Result<JsValue, JsError> {
-        let g = self.model.graph();
+        let model = self.session.model();
+        let g = model.graph();
         to_js(&ModelInfo {
-            input: self.model.input(),
+            input: model.input(),
             num_classes: g.num_classes(),
             layers: g
                 .nodes
@@ -178,43 +171,23 @@ impl WasmExplainer {
     pub fn set_preprocess(&mut self, p: JsValue) -> Result<(), JsError> {
         let p: Preprocess =
             serde_wasm_bindgen::from_value(p).map_err(|e| JsError::new(&format!("invalid preprocessing: {e}")))?;
-        p.validate().map_err(js)?;
-        self.preprocess = p;
-        Ok(())
+        self.session.set_preprocess(p).map_err(js)
     }
 
     /// Runs the model on an RGBA image (`width × height × 4` bytes); returns
     /// `{logits, probabilities, top: [{class, probability}] (5)}`.
     #[wasm_bindgen(js_name = setImage)]
     pub fn set_image(&mut self, rgba: &[u8], width: usize, height: usize) -> Result<JsValue, JsError> {
-        let pixels = self.model.resize_rgba(rgba, width, height).map_err(js)?;
-        let x = self.model.normalize(&pixels, &self.preprocess).map_err(js)?;
-        let prediction = self.forward(x)?;
-        self.pixels = Some(pixels);
-        Ok(prediction)
+        to_js(&self.session.set_image(rgba, width, height).map_err(js)?)
     }
 
     /// Runs the model on an already preprocessed tensor in the model's own input layout.
     #[wasm_bindgen(js_name = setInput)]
     pub fn set_input(&mut self, data: &[f32]) -> Result<JsValue, JsError> {
-        let shape = self.model.input().shape.clone();
-        let x = ArrayD::from_shape_vec(IxDyn(&shape), data.to_vec())
-            .map_err(|_| js(Error::Shape(format!("{} values for an input of shape {shape:?}", data.len()))))?;
-        self.forward(x)
-    }
-
-    fn forward(&mut self, x: ArrayD<f32>) -> Result<JsValue, JsError> {
-        self.acts = None;
-        self.pixels = None;
-        self.input = Some(x.iter().copied().collect());
-        let acts = self.explainer.forward(x).map_err(js)?;
-        let p = Prediction {
-            logits: acts.logits().to_vec(),
-            probabilities: acts.probabilities().to_vec(),
-            top: acts.top_k(5).into_iter().map(|(class, probability)| TopClass { class, probability }).collect(),
-        };
-        self.acts = Some(acts);
-        to_js(&p)
+        let shape = &self.session.model().input().shape;
+        let x = ArrayD::from_shape_vec(IxDyn(shape), data.to_vec())
+            .map_err(|_| js(Error::InvalidInput(format!("{} values for an input of shape {shape:?}", data.len()))))?;
+        to_js(&self.session.set_input(x).map_err(js)?)
     }
 
     /// Explains one class of the last image. Returns the summary
@@ -222,93 +195,60 @@ impl WasmExplainer {
     /// the maps are then read with [`Self::relevance`] and [`Self::map`].
     pub fn explain(&mut self, opts: JsValue) -> Result<JsValue, JsError> {
         let o: ExplainOptions = options(&opts)?;
-        let acts = self.acts.as_ref().ok_or_else(|| JsError::new("no image: call setImage or setInput first"))?;
-        let (target, start, method) = self.parse(&o)?;
-        let e = self.explainer.explain(acts, target, start, &method).map_err(js)?;
-        let mut map = heatmap::channel_sum(&e.relevance, self.model.input()).map_err(js)?;
-        if let Some(levels) = o.quantize.filter(|&l| l > 1) {
-            map = heatmap::heat_quantize(&map, levels);
-        }
-        let (height, width) = map.dim();
-        let summary = ExplainSummary {
+        let request = o.request(self.session.preprocess().bounds(), 0, 0).map_err(js)?;
+        let out = self.session.explain(&request).map_err(js)?;
+        let e = &out.explanation;
+        let (height, width) = out.map.dim();
+        let summary = to_js(&ExplainSummary {
             target: e.target,
             start_relevance: e.start_relevance,
             input_relevance_sum: e.input_relevance_sum(),
             conservation_error: e.conservation_error(),
-            ledger: e.ledger,
-            blocks: e.blocks,
+            ledger: &e.ledger,
+            blocks: &e.blocks,
             width,
             height,
-        };
-        self.map = Some(map.iter().copied().collect());
-        self.relevance = Some(e.relevance);
-        to_js(&summary)
-    }
-
-    fn parse(&self, o: &ExplainOptions) -> Result<(Target, Start, Method), JsError> {
-        Ok((o.target().map_err(js)?, o.start().map_err(js)?, o.method(self.preprocess.bounds()).map_err(js)?))
+        })?;
+        self.map = Some(out.map.iter().copied().collect());
+        self.relevance = Some(out.explanation.relevance);
+        Ok(summary)
     }
 
     /// Insertion and deletion curves of one explanation of the last image (the paper's
     /// protocol, see [`crate::metrics`]): options as [`Self::explain`] plus `method: "random"`,
     /// `quantize` (default 8), `block` (1), `step` (500) and `seed` (random ranking).
-    /// `progress(done, total)` is called after every forward pass. Returns
+    /// `progress(done, total)` is called after every forward pass; if it returns `false` the
+    /// evaluation stops with an error "cancelled". Returns
     /// `{target, probability, insertion: {auc, probabilities, kept}, deletion, id, forwardPasses}`,
     /// `kept` being the fraction of pixels shown. Leaves the last explanation untouched.
     pub fn evaluate(&mut self, opts: JsValue, progress: Option<js_sys::Function>) -> Result<JsValue, JsError> {
         let o: ExplainOptions = options(&opts)?;
         let protocol: ProtocolOptions = options(&opts)?;
-        let acts = self.acts.as_ref().ok_or_else(|| JsError::new("no image: call setImage first"))?;
-        let pixels = self
-            .pixels
-            .as_ref()
-            .ok_or_else(|| JsError::new("evaluation masks the image's pixels: call setImage (not setInput) first"))?;
-        let cfg = protocol.config();
-        cfg.validate().map_err(js)?;
-        let n = acts.probabilities().len();
-        let target = match o.target().map_err(js)? {
-            Target::Class(c) if c >= n => return Err(js(Error::param("target", format!("class {c} of {n}")))),
-            Target::Class(c) => c,
-            Target::Top1 => acts.top_k(1)[0].0,
-        };
-        let quantize = o.quantize.unwrap_or(8);
-        let map = if o.is_random() {
-            let inp = self.model.input();
-            metrics::random_map(inp.height, inp.width, protocol.seed)
-        } else {
-            let (_, start, method) = self.parse(&o)?;
-            let e = self.explainer.explain(acts, Target::Class(target), start, &method).map_err(js)?;
-            metrics::ranking_map(&e.relevance, self.model.input(), quantize).map_err(js)?
-        };
-        let masker = Masker::new(&self.model, pixels, &self.preprocess).map_err(js)?;
+        let request = o.request(self.session.preprocess().bounds(), protocol.seed, EVAL_QUANTIZE).map_err(js)?;
+        let cancel = std::sync::atomic::AtomicBool::new(false);
         let report = |done: usize, total: usize| {
             if let Some(f) = &progress {
-                // a throwing progress callback must not stop the evaluation
-                let _ = f.call2(&JsValue::NULL, &JsValue::from(done as u32), &JsValue::from(total as u32));
+                // a throwing progress callback must not stop the evaluation; `false` does
+                let answer = f.call2(&JsValue::NULL, &JsValue::from(done as u32), &JsValue::from(total as u32));
+                if answer.is_ok_and(|v| v == JsValue::FALSE) {
+                    cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
             }
         };
-        let runner = Runner::new(&self.model).with_progress(&report);
-        let r = metrics::insertion_deletion(&masker, &runner, &map, target, &cfg).map_err(js)?;
-        let pixels_total = (self.model.input().height * self.model.input().width) as f32;
-        let curve = |c: metrics::Curve| CurveOut {
-            auc: c.auc,
-            probabilities: c.probabilities,
-            kept: c.kept.iter().map(|&k| k as f32 / pixels_total).collect(),
-        };
-        let out = Evaluation {
-            target,
-            probability: acts.probabilities()[target],
-            id: r.id(),
-            forward_passes: r.forward_passes(),
-            insertion: curve(r.insertion),
-            deletion: curve(r.deletion),
-        };
-        to_js(&out)
+        let r = self.session.evaluate(&request, &protocol.config(), Some(&report), Some(&cancel)).map_err(js)?;
+        to_js(&EvaluationOut {
+            target: r.target,
+            probability: r.probability,
+            id: r.curves.id(),
+            forward_passes: r.curves.forward_passes(),
+            insertion: CurveOut::new(&r.curves.insertion, r.pixels),
+            deletion: CurveOut::new(&r.curves.deletion, r.pixels),
+        })
     }
 
     /// The last preprocessed input tensor, flattened in the model input's layout.
     pub fn input(&self) -> Result<Vec<f32>, JsError> {
-        self.input.clone().ok_or_else(|| JsError::new("no image yet"))
+        self.session.input().map(|x| x.iter().copied().collect()).ok_or_else(|| JsError::new("no image yet"))
     }
 
     /// The last explanation's input relevance, flattened in the model input's layout.

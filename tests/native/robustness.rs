@@ -10,7 +10,7 @@ use std::time::Duration;
 use ndarray::{ArrayD, Dimension, IxDyn};
 use resnet_lrp::image_io::{self, STREAM_LONG_SIDE};
 use resnet_lrp::metrics::{self, Masker, Runner};
-use resnet_lrp::options::{ExplainOptions, ProtocolOptions};
+use resnet_lrp::request::{ExplainOptions, ProtocolOptions};
 use resnet_lrp::{Error, Method, Model, Preprocess, Target};
 use serde_json::Value;
 
@@ -22,14 +22,17 @@ fn corpus() -> PathBuf {
 
 fn kind(e: &Error) -> &'static str {
     match e {
-        Error::Load(_) => "Load",
+        Error::Io { .. } => "Io",
+        Error::Load { .. } => "Load",
         Error::UnsupportedOp { .. } => "UnsupportedOp",
         Error::UnsupportedInput(_) => "UnsupportedInput",
-        Error::Shape(_) => "Shape",
+        Error::InvalidInput(_) => "InvalidInput",
         Error::InvalidParam { .. } => "InvalidParam",
         Error::Image(_) => "Image",
-        Error::Tract(_) => "Tract",
+        Error::Tract { .. } => "Tract",
         Error::Numeric(_) => "Numeric",
+        Error::Cancelled => "Cancelled",
+        Error::Internal(_) => "Internal",
     }
 }
 

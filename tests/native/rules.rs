@@ -2,8 +2,8 @@
 
 use ndarray::{ArrayD, IxDyn};
 use proptest::prelude::*;
+use resnet_lrp::conv::{ConvGeometry, ConvKernel, Direction};
 use resnet_lrp::graph::{Layer, LayerGraph, Node};
-use resnet_lrp::kernels::{ConvGeometry, ConvKernel, Direction};
 use resnet_lrp::rules::Stabilizer;
 use resnet_lrp::{Explainer, Rule};
 

@@ -14,93 +14,22 @@ use tract_onnx::tract_core::ops::cnn::{Conv, Deconv, KernelFormat, PaddingSpec, 
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
 use crate::error::{Error, Result};
+pub use crate::geometry::ConvGeometry;
+use crate::glue::tensor;
 
-/// A tract tensor holding `x`: one copy into tract's aligned storage, straight from the array.
-pub(crate) fn tensor(x: &ArrayD<f32>) -> Result<Tensor> {
-    Ok(match x.as_slice() {
-        Some(s) => Tensor::from_shape(x.shape(), s)?,
-        None => Tensor::from(x.as_standard_layout().into_owned()),
-    })
-}
-
-/// Geometry of a 2-D convolution in NCHW layout with an OIHW kernel, batch 1.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConvGeometry {
-    /// Input channels.
-    pub c_in: usize,
-    /// Output channels.
-    pub c_out: usize,
-    /// Input spatial size `[h, w]`.
-    pub in_hw: [usize; 2],
-    /// Output spatial size `[h, w]`.
-    pub out_hw: [usize; 2],
-    /// Kernel spatial size `[kh, kw]`.
-    pub kernel: [usize; 2],
-    /// Strides `[sh, sw]`.
-    pub strides: [usize; 2],
-    /// Dilations `[dh, dw]`.
-    pub dilations: [usize; 2],
-    /// Zero padding before `[top, left]`.
-    pub pad_begin: [usize; 2],
-    /// Zero padding after `[bottom, right]`.
-    pub pad_end: [usize; 2],
-    /// Number of groups (depthwise: `group == c_in`).
-    pub group: usize,
-}
-
-impl ConvGeometry {
-    /// Output size along one axis, from the input size and the other parameters.
-    pub fn output_len(&self, axis: usize, input: usize) -> Option<usize> {
-        let padded = input + self.pad_begin[axis] + self.pad_end[axis];
-        let extent = self.dilations[axis] * (self.kernel[axis] - 1) + 1;
-        padded.checked_sub(extent).map(|v| v / self.strides[axis] + 1)
-    }
-
-    /// Kernel tensor shape `[c_out, c_in / group, kh, kw]`.
-    pub fn kernel_shape(&self) -> [usize; 4] {
-        [self.c_out, self.c_in / self.group, self.kernel[0], self.kernel[1]]
-    }
-
-    /// Input tensor shape `[1, c_in, h, w]`.
-    pub fn input_shape(&self) -> [usize; 4] {
-        [1, self.c_in, self.in_hw[0], self.in_hw[1]]
-    }
-
-    /// Output tensor shape `[1, c_out, h, w]`.
-    pub fn output_shape(&self) -> [usize; 4] {
-        [1, self.c_out, self.out_hw[0], self.out_hw[1]]
-    }
-
-    /// Checks internal consistency; used on geometries read from a model.
-    pub fn validate(&self) -> Result<()> {
-        let ok = self.group > 0
-            && self.c_in.is_multiple_of(self.group)
-            && self.c_out.is_multiple_of(self.group)
-            && self.kernel.iter().all(|&k| k > 0)
-            && self.strides.iter().all(|&s| s > 0)
-            && self.dilations.iter().all(|&d| d > 0)
-            && (0..2).all(|a| self.output_len(a, self.in_hw[a]) == Some(self.out_hw[a]));
-        if ok {
-            Ok(())
-        } else {
-            Err(Error::Shape(format!("inconsistent convolution geometry {self:?}")))
-        }
-    }
-
-    /// tract's pool spec for the forward convolution; `transposed` swaps the channel counts
-    /// (a deconvolution's "input channels" are the forward output channels).
-    fn pool_spec(&self, transposed: bool) -> PoolSpec {
-        let (c_in, c_out) = if transposed { (self.c_out, self.c_in) } else { (self.c_in, self.c_out) };
-        PoolSpec::new(
-            DataFormat::NCHW,
-            tvec![self.kernel[0], self.kernel[1]],
-            PaddingSpec::Explicit(tvec![self.pad_begin[0], self.pad_begin[1]], tvec![self.pad_end[0], self.pad_end[1]]),
-            Some(tvec![self.dilations[0], self.dilations[1]]),
-            Some(tvec![self.strides[0], self.strides[1]]),
-            c_in,
-            c_out,
-        )
-    }
+/// tract's pool spec for the forward convolution; `transposed` swaps the channel counts
+/// (a deconvolution's "input channels" are the forward output channels).
+fn pool_spec(g: &ConvGeometry, transposed: bool) -> PoolSpec {
+    let (c_in, c_out) = if transposed { (g.c_out, g.c_in) } else { (g.c_in, g.c_out) };
+    PoolSpec::new(
+        DataFormat::NCHW,
+        tvec![g.kernel[0], g.kernel[1]],
+        PaddingSpec::Explicit(tvec![g.pad_begin[0], g.pad_begin[1]], tvec![g.pad_end[0], g.pad_end[1]]),
+        Some(tvec![g.dilations[0], g.dilations[1]]),
+        Some(tvec![g.strides[0], g.strides[1]]),
+        c_in,
+        c_out,
+    )
 }
 
 /// tract's deconvolution takes the forward kernel `[c_out, c_in/g, kh, kw]` regrouped as
@@ -110,7 +39,7 @@ fn deconv_kernel(w: &ArrayD<f32>, g: &ConvGeometry, flip: bool) -> Result<ArrayD
     let [o, i, kh, kw] = g.kernel_shape();
     let (groups, og, k) = (g.group, o / g.group, kh * kw);
     let w = w.as_standard_layout();
-    let src = w.as_slice().ok_or_else(|| Error::Shape("kernel is not contiguous".into()))?;
+    let src = w.as_slice().ok_or_else(|| Error::Internal("kernel is not contiguous".into()))?;
     // [groups · og, i, kh, kw] → [groups · i, og, kh, kw]: per group a transpose of whole kh × kw
     // planes (reversing a row-major plane reverses both of its axes), in tiles so that reads
     // and writes both stay in cache
@@ -148,7 +77,7 @@ fn deconv_kernel(w: &ArrayD<f32>, g: &ConvGeometry, flip: bool) -> Result<ArrayD
             }
         }
     }
-    ArrayD::from_shape_vec(IxDyn(&[groups * i, og, kh, kw]), out).map_err(|e| Error::Shape(e.to_string()))
+    ArrayD::from_shape_vec(IxDyn(&[groups * i, og, kh, kw]), out).map_err(|e| Error::Internal(e.to_string()))
 }
 
 /// The forward convolution that computes this geometry's transpose, where there is one: with
@@ -209,7 +138,7 @@ impl ConvKernel {
     ) -> Result<Self> {
         geometry.validate()?;
         if weights.shape() != geometry.kernel_shape() {
-            return Err(Error::Shape(format!(
+            return Err(Error::Internal(format!(
                 "kernel shape {:?}, expected {:?}",
                 weights.shape(),
                 geometry.kernel_shape()
@@ -222,7 +151,7 @@ impl ConvKernel {
                 return Self::new(&t, Direction::Forward, deconv_kernel(&weights, geometry, true)?, None);
             }
         }
-        let spec = geometry.pool_spec(direction == Direction::Transpose);
+        let spec = pool_spec(geometry, direction == Direction::Transpose);
         let (in_shape, out_shape) = match direction {
             Direction::Forward => (geometry.input_shape(), geometry.output_shape()),
             Direction::Transpose => (geometry.output_shape(), geometry.input_shape()),
@@ -259,7 +188,7 @@ impl ConvKernel {
         if geometry.group == 1 {
             // without `ChangeAxes`: it only matters around depthwise convolutions, and for a
             // single convolution it copies the weights once more (a seventh of the build time)
-            crate::model::declutter(&mut plan)?;
+            crate::glue::declutter(&mut plan)?;
         } else {
             plan.declutter()?;
         }
@@ -274,11 +203,16 @@ impl ConvKernel {
     /// Fails on a shape mismatch or inside tract.
     pub fn run(&self, x: &ArrayD<f32>) -> Result<ArrayD<f32>> {
         let out = self.plan.run(tvec![tensor(x)?.into_tvalue()])?;
-        let out = out.into_iter().next().ok_or_else(|| Error::Tract("convolution plan returned nothing".into()))?;
+        let out =
+            out.into_iter().next().ok_or_else(|| Error::Internal("the convolution plan returned nothing".into()))?;
         let arr = out.into_tensor().into_plain_array::<f32>()?;
         if arr.shape() != self.out_shape {
-            return Err(Error::Shape(format!("convolution produced {:?}, expected {:?}", arr.shape(), self.out_shape)));
+            return Err(Error::Internal(format!(
+                "convolution produced {:?}, expected {:?}",
+                arr.shape(),
+                self.out_shape
+            )));
         }
-        arr.into_shape_with_order(IxDyn(&self.out_shape)).map_err(|e| Error::Shape(e.to_string()))
+        arr.into_shape_with_order(IxDyn(&self.out_shape)).map_err(|e| Error::Internal(e.to_string()))
     }
 }

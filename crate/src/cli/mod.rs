@@ -1,0 +1,263 @@
+//! Command-line interface: `resnet-lrp explain`, `resnet-lrp evaluate` and `resnet-lrp info`. A
+//! thin adapter: clap parses names with the engine's own parsers ([`resnet_lrp::request`]), a
+//! [`Session`] does the work, and this module prints or writes what it returns.
+
+mod evaluate;
+
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+use ndarray::ArrayD;
+use ndarray_npy::{read_npy, write_npy};
+use resnet_lrp::image_io;
+use resnet_lrp::model::{self, Model};
+use resnet_lrp::request::{ExplainRequest, MethodName, DEFAULT_VARIANT};
+use resnet_lrp::session::Session;
+use resnet_lrp::{Error, Method, Params, Preprocess, Result, Start, Target, Variant};
+use serde_json::json;
+
+#[derive(Parser)]
+#[command(name = "resnet-lrp", version, about = "LRP heatmaps with Relevance Splitting for ONNX ResNets")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Explain one image (or preprocessed tensor) for one class.
+    Explain(Box<ExplainArgs>),
+    /// Insertion, Deletion and ID of several methods over a directory of images (the paper's protocol).
+    Evaluate(Box<evaluate::EvaluateArgs>),
+    /// Print the model's input and layer graph.
+    Info {
+        /// ONNX model.
+        #[arg(long)]
+        model: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct ExplainArgs {
+    /// ONNX model.
+    #[arg(long)]
+    model: PathBuf,
+    /// Image file (PNG, JPEG, GIF, BMP, WebP).
+    #[arg(long, conflicts_with = "input_npy", required_unless_present = "input_npy")]
+    image: Option<PathBuf>,
+    /// Preprocessed float32 tensor in the model's own input layout (bypasses preprocessing).
+    #[arg(long)]
+    input_npy: Option<PathBuf>,
+    /// `top1` or a class index.
+    #[arg(long, default_value = "top1")]
+    target: Target,
+    /// What to compute: a splitting variant (flows_skip, flows_skip_simple, latest, simple,
+    /// conventional: LRP with `--composite`) or `gradient` (gradient × input) [default: --variant].
+    #[arg(long)]
+    method: Option<MethodName>,
+    /// Splitting variant when no --method is given: flows_skip, flows_skip_simple, latest, simple, conventional.
+    #[arg(long, default_value_t = DEFAULT_VARIANT)]
+    variant: Variant,
+    /// Composite: conserving, reference, epsilon_plus, epsilon_gamma_box, epsilon_plus_flat,
+    /// epsilon_alpha2_beta1 (`gradient` here is the older spelling of `--method gradient`).
+    #[arg(long, default_value = "conserving")]
+    composite: String,
+    /// Start relevance: `prob` (softmax probability) or `logit`.
+    #[arg(long, default_value = "prob")]
+    start: Start,
+    /// Write the input relevance as float32 .npy with the model input's shape.
+    #[arg(long)]
+    npy: Option<PathBuf>,
+    /// Write the channel-summed heatmap as a PNG (signed, blue–white–red).
+    #[arg(long)]
+    png: Option<PathBuf>,
+    /// Heat Quantization levels for the PNG (the paper uses 8; 0 = off).
+    #[arg(long, default_value_t = 0)]
+    quantize: usize,
+    /// Print one JSON object with the target, relevance sums and the ledger.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    rules: RuleArgs,
+    #[command(flatten)]
+    preprocess: PreprocessArgs,
+}
+
+/// Entry point of the binary.
+pub fn run() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Info { model } => info(&model),
+        Command::Explain(args) => explain(*args),
+        Command::Evaluate(args) => evaluate::run(*args),
+    }
+}
+
+/// Loads the model file; a file above [`model::MAX_MODEL_BYTES`] is refused before it is read.
+fn read_model(path: &Path) -> Result<Model> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.is_dir() {
+        return Err(Error::load("it is a directory").in_file(path));
+    }
+    model::check_model_size(meta.len()).map_err(|e| e.in_file(path))?;
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    Model::from_onnx_bytes(&bytes).map_err(|e| e.in_file(path))
+}
+
+fn info(path: &Path) -> Result<()> {
+    let model = read_model(path)?;
+    println!("input: {:?}", model.input());
+    for (i, n) in model.graph().nodes.iter().enumerate() {
+        println!("{i:4} {:12} {:?} <- {:?}  {}", n.layer.kind(), n.shape, n.inputs, n.name);
+    }
+    Ok(())
+}
+
+/// Rule parameters over the composite's own (shared by `explain` and `evaluate`).
+#[derive(clap::Args)]
+struct RuleArgs {
+    /// ε of the epsilon rules and the stabiliser (≥ 0).
+    #[arg(long, allow_hyphen_values = true)]
+    epsilon: Option<f32>,
+    /// γ of the gamma rules (≥ 0; composite `epsilon_gamma_box`).
+    #[arg(long, allow_hyphen_values = true)]
+    gamma: Option<f32>,
+    /// α of the alpha-beta rules (α − β = 1; composite `epsilon_alpha2_beta1`).
+    #[arg(long, allow_hyphen_values = true)]
+    alpha: Option<f32>,
+    /// β of the alpha-beta rules.
+    #[arg(long, allow_hyphen_values = true)]
+    beta: Option<f32>,
+}
+
+impl RuleArgs {
+    fn params(&self) -> Params {
+        Params { epsilon: self.epsilon, gamma: self.gamma, alpha: self.alpha, beta: self.beta }
+    }
+}
+
+/// Image preprocessing flags shared by the subcommands that read images.
+#[derive(clap::Args)]
+struct PreprocessArgs {
+    /// Per-channel mean after scaling (model channel order), e.g. `0.485,0.456,0.406`.
+    #[arg(long, value_delimiter = ',')]
+    mean: Option<Vec<f32>>,
+    /// Per-channel std, e.g. `0.229,0.224,0.225`.
+    #[arg(long, value_delimiter = ',')]
+    std: Option<Vec<f32>>,
+    /// Pixel scale before mean/std: 1 for [0,1], 255 for [0,255].
+    #[arg(long)]
+    scale: Option<f32>,
+    /// Feed channels in BGR order.
+    #[arg(long)]
+    bgr: bool,
+}
+
+impl PreprocessArgs {
+    /// The flags over ImageNet's defaults, validated.
+    fn to_preprocess(&self) -> Result<Preprocess> {
+        let d = Preprocess::default();
+        let pre = Preprocess {
+            scale: self.scale.unwrap_or(d.scale),
+            mean: triple(&self.mean, "mean", d.mean)?,
+            std: triple(&self.std, "std", d.std)?,
+            bgr: self.bgr,
+        };
+        pre.validate()?;
+        Ok(pre)
+    }
+}
+
+fn triple(v: &Option<Vec<f32>>, name: &str, default: [f32; 3]) -> Result<[f32; 3]> {
+    match v {
+        None => Ok(default),
+        Some(v) if v.len() == 3 => Ok([v[0], v[1], v[2]]),
+        Some(v) if v.len() == 1 => Ok([v[0]; 3]),
+        Some(v) => Err(Error::param(name, format!("expects 1 or 3 values, got {}", v.len()))),
+    }
+}
+
+impl ExplainArgs {
+    /// The typed request; `--composite gradient` is the older spelling of `--method gradient`.
+    fn request(&self, pre: &Preprocess) -> Result<ExplainRequest> {
+        let name = match (self.method, self.composite.as_str()) {
+            (Some(m), _) => m,
+            (None, "gradient") => MethodName::Gradient,
+            (None, _) => MethodName::Lrp(self.variant),
+        };
+        let method = name
+            .method(&self.composite, &self.rules.params(), pre.bounds())?
+            .ok_or_else(|| Error::param("method", "`random` ranks pixels for `evaluate` only; it explains nothing"))?;
+        Ok(ExplainRequest {
+            target: self.target,
+            start: self.start,
+            method: Some(method),
+            seed: 0,
+            quantize: self.quantize,
+        })
+    }
+}
+
+fn explain(a: ExplainArgs) -> Result<()> {
+    let mut session = Session::new(read_model(&a.model)?);
+    session.set_preprocess(a.preprocess.to_preprocess()?)?;
+    let request = a.request(session.preprocess())?;
+    let prediction = match (&a.image, &a.input_npy) {
+        (_, Some(p)) => {
+            let x: ArrayD<f32> = read_npy(p).map_err(|e| Error::InvalidInput(e.to_string()).in_file(p))?;
+            session.set_input(x)?
+        }
+        (Some(p), None) => {
+            let img = image_io::read_image(p)?;
+            session.set_image(&img.data, img.width, img.height)?
+        }
+        (None, None) => return Err(Error::param("image", "give --image or --input-npy")),
+    };
+    let out = session.explain(&request)?;
+    let e = &out.explanation;
+    if let Some(p) = &a.npy {
+        write_npy(p, &e.relevance).map_err(|err| Error::io(p, std::io::Error::other(err.to_string())))?;
+    }
+    if let Some(p) = &a.png {
+        signed_png(&out.map).save(p).map_err(|err| Error::io(p, std::io::Error::other(err.to_string())))?;
+    }
+    if a.json {
+        let method = match &request.method {
+            Some(Method::Lrp { composite, variant }) => json!({"composite": composite.name, "variant": variant.name()}),
+            _ => json!("gradient_x_input"),
+        };
+        let out = json!({
+            "target": e.target,
+            "start_relevance": e.start_relevance,
+            "input_relevance_sum": e.input_relevance_sum(),
+            "conservation_error": e.conservation_error(),
+            "method": method,
+            "logits": prediction.logits,
+            "probabilities": prediction.probabilities,
+            "blocks": e.blocks,
+            "ledger": e.ledger,
+        });
+        println!("{out}");
+    } else {
+        println!(
+            "target {}  p={:.4}  start {:.6}  Σ input relevance {:.6}  conservation error {:.2e}",
+            e.target,
+            prediction.probabilities[e.target],
+            e.start_relevance,
+            e.input_relevance_sum(),
+            e.conservation_error()
+        );
+    }
+    Ok(())
+}
+
+/// A signed map as a blue–white–red picture, scaled by its largest magnitude.
+fn signed_png(map: &ndarray::Array2<f32>) -> image::RgbImage {
+    let m = map.iter().fold(0f32, |m, v| m.max(v.abs())).max(f32::MIN_POSITIVE);
+    let (h, w) = map.dim();
+    image::RgbImage::from_fn(w as u32, h as u32, |x, y| {
+        let v = (map[(y as usize, x as usize)] / m).clamp(-1.0, 1.0);
+        let (r, g, b) = if v >= 0.0 { (1.0, 1.0 - v, 1.0 - v) } else { (1.0 + v, 1.0 + v, 1.0) };
+        image::Rgb([(r * 255.0) as u8, (g * 255.0) as u8, (b * 255.0) as u8])
+    })
+}

@@ -1,0 +1,178 @@
+//! The explainer: one forward pass that keeps the activations LRP reads, then any number of
+//! LRP passes (different classes, rules, splitting variants) over those activations.
+//!
+//! One job a file: [`api`] the types an explanation is asked with and answered in; `forward`
+//! the forward pass (tract's fused plan, or a layer-by-layer interpreter for graphs built by
+//! hand); `sweep` the relevance sweep and its ledger (residual splits, pooling, routing);
+//! `weighted` the one routine every weighted-layer [`Rule`] configures; `cache` the compiled
+//! kernels, the class-independent denominators and the helper thread that computes them ahead of
+//! the sweep; `gradient` the backward pass of gradient × input.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+#[cfg(feature = "threads")]
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use ndarray::{Array4, ArrayD, Axis, IxDyn, Slice, Zip};
+use serde::Serialize;
+use tract_onnx::prelude::{IntoTValue, IntoTensor, TValue, TypedRunnableModel};
+
+use crate::composite::{Composite, MaxPoolRule};
+use crate::conv::{ConvKernel, Direction};
+use crate::error::{Error, Result};
+use crate::graph::{ConstOp, Layer, LayerGraph};
+use crate::pool::PoolGeometry;
+use crate::rules::{InputMod, Propagation, Rule, Stabilizer, WeightMod};
+use crate::split::Variant;
+
+/// Denominators at or below this magnitude count as zero (their relevance would be lost).
+const ZERO_Z: f32 = 1e-25;
+
+mod api;
+mod cache;
+mod forward;
+mod gradient;
+mod sweep;
+mod weighted;
+
+pub use api::{Activations, BlockEntry, Explanation, LedgerEntry, Method, Start, Target};
+use cache::{denominator, layer_io, Shared};
+pub use forward::{softmax, ForwardPlan};
+use weighted::modify_input;
+
+/// Shortcut analysis of one residual addition.
+#[derive(Debug, Clone, Copy)]
+struct Residual {
+    /// Input slot (0 or 1) of the shortcut.
+    shortcut: usize,
+    projection: bool,
+    /// The fan-out node where shortcut and main branch meet again going backwards.
+    block_input: Option<usize>,
+}
+
+type KernelKey = (usize, (u8, u32), Direction, bool);
+
+/// The LRP engine for one model.
+pub struct Explainer {
+    graph: Arc<LayerGraph>,
+    /// The fused forward pass; without it (graphs built by hand) layers run one at a time.
+    plan: Option<ForwardPlan>,
+    residuals: HashMap<usize, Residual>,
+    first_weighted: Option<usize>,
+    /// Compiled kernels and cached denominators, shared with the thread that computes the
+    /// denominators ahead of the relevance sweep.
+    shared: Arc<Shared>,
+    /// The activations the current explanation runs on (None outside `explain`).
+    scope: Option<u64>,
+    /// Whether an explanation computes its denominators on a second thread (see
+    /// [`Explainer::set_parallel`]).
+    parallel: bool,
+}
+
+/// Σ of a tensor in f64, over eight running sums so that the loop vectorises.
+fn sum(a: &ArrayD<f32>) -> f64 {
+    let Some(s) = a.as_slice_memory_order() else { return a.iter().map(|&v| v as f64).sum() };
+    let mut acc = [0f64; 8];
+    let chunks = s.chunks_exact(8);
+    let tail: f64 = chunks.remainder().iter().map(|&v| v as f64).sum();
+    for c in chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += v as f64;
+        }
+    }
+    acc.iter().sum::<f64>() + tail
+}
+
+fn reshape(a: ArrayD<f32>, shape: &[usize]) -> Result<ArrayD<f32>> {
+    let a = if a.is_standard_layout() { a } else { a.as_standard_layout().to_owned() };
+    a.into_shape_with_order(IxDyn(shape)).map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// An NCHW (or CHW, seen with a batch axis) view.
+fn to4(a: &ArrayD<f32>) -> Result<ndarray::ArrayView4<'_, f32>> {
+    let v = if a.ndim() == 3 { a.view().insert_axis(Axis(0)) } else { a.view() };
+    v.into_dimensionality().map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// The value of node `k` (of shape `shape`), or an error if the forward pass did not keep it.
+fn kept<'a>(acts: &'a Activations, k: usize, shape: &[usize]) -> Result<&'a ArrayD<f32>> {
+    kept_value(&acts.values, k, shape)
+}
+
+fn kept_value<'a>(values: &'a [ArrayD<f32>], k: usize, shape: &[usize]) -> Result<&'a ArrayD<f32>> {
+    let v = &values[k];
+    if v.shape() == shape {
+        Ok(v)
+    } else {
+        Err(Error::Internal(format!("the activation of node {k} was not kept by the forward pass")))
+    }
+}
+
+impl Explainer {
+    /// Wraps a layer graph; its forward pass runs one layer at a time.
+    pub fn new(graph: LayerGraph) -> Self {
+        Self::build(Arc::new(graph), None)
+    }
+
+    /// Wraps a layer graph (shared, not copied) whose forward pass runs through `plan` (see
+    /// [`crate::Model::explainer`]).
+    pub fn with_plan(graph: Arc<LayerGraph>, plan: ForwardPlan) -> Self {
+        Self::build(graph, Some(plan))
+    }
+
+    fn build(graph: Arc<LayerGraph>, plan: Option<ForwardPlan>) -> Self {
+        let residuals = Self::find_residuals(&graph);
+        let first_weighted = graph.nodes.iter().position(|n| matches!(n.layer, Layer::Conv { .. }));
+        Explainer { graph, plan, residuals, first_weighted, shared: Arc::default(), scope: None, parallel: false }
+    }
+
+    /// With `true`, an LRP explanation computes the denominators of its weighted layers on a
+    /// thread of rayon's pool, ahead of the relevance sweep on the calling thread that needs
+    /// them (builds with the `threads` feature; elsewhere this does nothing). The sweep never
+    /// waits for that thread: it computes a denominator itself where the helper has not
+    /// finished it. The results are the same bits either way: each denominator is computed
+    /// exactly as on one thread, only elsewhere.
+    pub fn set_parallel(&mut self, on: bool) {
+        self.parallel = on && cfg!(feature = "threads");
+    }
+
+    /// The layer graph.
+    pub fn graph(&self) -> &LayerGraph {
+        &self.graph
+    }
+
+    /// For every addition of two activations: which input is the shortcut.
+    fn find_residuals(g: &LayerGraph) -> HashMap<usize, Residual> {
+        let consumers = g.consumers();
+        // walk back from `u` through single-reader nodes, counting weighted layers
+        let walk = |mut u: usize| -> (usize, Option<usize>) {
+            let mut convs = 0;
+            loop {
+                let n = &g.nodes[u];
+                if consumers[u] > 1 {
+                    return (convs, Some(u));
+                }
+                if matches!(n.layer, Layer::Conv { .. }) {
+                    convs += 1;
+                }
+                match n.inputs.as_slice() {
+                    [one] => u = *one,
+                    _ => return (convs, None),
+                }
+            }
+        };
+        let mut out = HashMap::new();
+        for (i, n) in g.nodes.iter().enumerate() {
+            if let (Layer::Add, [a, b]) = (&n.layer, n.inputs.as_slice()) {
+                let (ca, fa) = walk(*a);
+                let (cb, fb) = walk(*b);
+                let shortcut = if ca <= cb { 0 } else { 1 };
+                let convs = ca.min(cb);
+                let block_input = if fa == fb { fa } else { None };
+                out.insert(i, Residual { shortcut, projection: convs > 0, block_input });
+            }
+        }
+        out
+    }
+}
