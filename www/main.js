@@ -6,7 +6,7 @@ import * as catalog from './catalog.js';
 import { save } from './dom.js';
 import { explanationFiles, explanationStem } from './downloads.js';
 import { EngineClient, isStop, pageWorkerUrl } from './engine.js';
-import { createEvaluation } from './evaluation.js';
+import * as evaluation from './evaluation.js';
 import * as hooks from './hooks.js';
 import { describeImage, feedRequest, isModelFile, prepare, readItems, sampleItem } from './images.js';
 import { encodeNpy, encodePng } from './overlay.js';
@@ -47,7 +47,7 @@ function readyText() {
 }
 configureStatus({ readyText, hasImage: () => Boolean(state.image) });
 
-const evaluation = createEvaluation({ state, imageKey, className, notify, busy, restart: (withImage) => restart(withImage), explain: () => explain() });
+evaluation.init({ state, imageKey, className, notify, busy, restart: (withImage) => restart(withImage), explain: () => explain() });
 
 // ---------------------------------------------------------------------------------------
 // Model
