@@ -378,11 +378,11 @@ function restart(withImage = true) {
 // ---------------------------------------------------------------------------------------
 // Start
 
-function engineStarted(answer) {
-  const { capabilities, ...info } = answer;
-  state.engineInfo = info;
+/** Keeps the worker's answer to `init`: which build runs (shown) and the engine's capabilities. */
+function engineStarted({ simd, relaxed, engine, threads, relaxedSupported, isolated, capabilities }) {
+  state.engineInfo = { simd, relaxed, engine, threads, relaxedSupported, isolated };
   state.capabilities = capabilities;
-  showEngine(info);
+  showEngine(state.engineInfo);
 }
 
 function bind() {
