@@ -1,6 +1,13 @@
 // The page: wires the modules together and runs its state transitions, model → input → target →
 // options. All computation on relevance happens in the engine's worker (engine.js, worker.js); all
 // pixels are made by overlay.js; the DOM is the views' (views/*.js), which know nothing of each other.
+//
+//   protocol.js  the worker protocol (also the benchmark's)   engine.js   the worker behind promises
+//   worker.js    the page's worker                            hooks.js    test hooks (off in normal use)
+//   catalog.js   models and their bytes                       images.js   photos and tensors → model input
+//   evaluation.js  the insertion/deletion run                 dom.js      small DOM helpers
+//   pure, tested in Node: overlay.js, raster.js, plot.js, downloads.js
+//   views/: status, models, inputs, options, explanation, conservation, comparison, evaluation
 
 import * as catalog from './catalog.js';
 import { save } from './dom.js';
