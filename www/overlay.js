@@ -1,6 +1,9 @@
 // Pure helpers for turning relevance into pictures and files: colormaps, normalisation,
 // bilinear resizing, RGBA compositing, PNG and .npy encoding. No DOM; runs in the page,
 // in a worker and in Node alike.
+//
+// This module is the example the page's other pure modules follow (plot.js, downloads.js,
+// raster.js): data in, data out, no DOM and no page state, tested in Node (tests/e2e/*.test.mjs).
 
 // ---------------------------------------------------------------------------------------
 // Colormaps, written out as data.

@@ -1,29 +1,9 @@
 // The engine's worker: owns the WebAssembly module and the one Explainer handle.
 //
-// Protocol: the page posts `{id, type, ...}`; the worker answers with any number of
-// `{id, status: "progress", ...}` and then exactly one `{id, status: "complete", ...}` or
-// `{id, status: "error", error, trap}`. `trap: true` means the WebAssembly instance hit a
-// trap (a Rust panic or `unreachable`): its state can no longer be trusted, and the page
-// replaces this worker.
-//
-// Requests:
-//   init                                     → {simd, relaxed, engine, threads, relaxedSupported, isolated}:
-//                                              the build that was loaded (`engine`: "pkg-threads" or
-//                                              "pkg-relaxed" with relaxed: true, else "pkg"), the size of
-//                                              its worker pool (1: none), whether this browser validates
-//                                              relaxed SIMD and whether the page is cross-origin isolated
-//   load     {bytes, preprocess}             → {info}            (keeps the previous model on error)
-//   image    {rgba, width, height}           → {prediction}
-//   input    {data}                          → {prediction}      (a preprocessed tensor)
-//   explain  {options}                       → {summary, map, relevance}
-//   explainMany {list: [{key, options}]}     → progress {key, summary, map} per item, then {count}
-//   evaluate {options}                       → progress {done, total} after every forward pass, then
-//                                              {evaluation}: the insertion and deletion curves of the
-//                                              current photo (`Explainer.evaluate`); needs a photo
-//                                              (`image`), not a tensor (`input`); leaves the last
-//                                              explanation as it was
-//   crash                                    → the worker throws outside any request (used by the
-//                                              page's tests to exercise recovery)
+// It answers the requests documented in protocol.js (the envelope `{id, type, ...}` →
+// `{id, status: progress|complete|error, ...}`), with the handlers below, one per request type.
+// `init` also hands the page the engine's `capabilities()`: the variants, composites, defaults and
+// limits the page builds its controls from.
 
 // The engine comes in three builds (./build.sh wasm): pkg/ with SIMD128, pkg-relaxed/ with SIMD128 and
 // relaxed SIMD (faster matrix kernels: f32x4.relaxed_madd), and pkg-threads/: relaxed SIMD plus shared
@@ -32,6 +12,9 @@
 // loaded: pkg-threads/ needs relaxed SIMD and a cross-origin isolated page (the server sends COOP and
 // COEP headers) on a machine with more than one core; pkg-relaxed/ needs relaxed SIMD; pkg/ runs
 // everywhere with SIMD128.
+
+import { answerRequests, errorMessage as message, transferring } from './protocol.js';
+
 let Explainer = null;
 let loaded = null; // the answer to `init`
 
@@ -77,6 +60,9 @@ async function load(engine) {
         ? await import('./pkg-relaxed/resnet_lrp.js')
         : await import('./pkg/resnet_lrp.js');
   await mod.default();
+  // the page builds its controls from these: a build without them is older than the page
+  if (typeof mod.capabilities !== 'function') throw new Error(`${engine}/ has no capabilities(): rebuild it with ./build.sh wasm`);
+  const capabilities = mod.capabilities();
   let threads = 1;
   if (engine === 'pkg-threads') {
     await mod.initThreadPool(poolSize());
@@ -90,6 +76,7 @@ async function load(engine) {
     threads,
     relaxedSupported: WebAssembly.validate(RELAXED_PROBE),
     isolated: self.crossOriginIsolated === true,
+    capabilities,
   };
 }
 
@@ -139,17 +126,6 @@ async function start() {
   }
 }
 
-function message(e) {
-  if (e instanceof Error) return e.message || String(e);
-  return String(e);
-}
-
-function isTrap(e) {
-  if (e instanceof WebAssembly.RuntimeError) return true;
-  const m = `${e?.name ?? ''} ${message(e)}`;
-  return /unreachable|RuntimeError|memory access out of bounds/i.test(m);
-}
-
 function bytesOf(a) {
   return a instanceof ArrayBuffer ? new Uint8Array(a) : new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
@@ -158,8 +134,6 @@ function need() {
   if (!explainer) throw new Error('no model loaded');
   return explainer;
 }
-
-const post = (msg, transfer = []) => self.postMessage(msg, transfer);
 
 const handlers = {
   async init() {
@@ -201,7 +175,7 @@ const handlers = {
     const summary = ex.explain(options);
     const map = ex.map();
     const relevance = ex.relevance();
-    return { result: { summary, map, relevance }, transfer: [map.buffer, relevance.buffer] };
+    return transferring({ summary, map, relevance }, [map.buffer, relevance.buffer]);
   },
 
   async explainMany({ list }, progress) {
@@ -230,21 +204,13 @@ const handlers = {
   },
 };
 
-self.onmessage = async (event) => {
-  const { id, type, ...args } = event.data;
-  const progress = (data, transfer = []) => post({ id, status: 'progress', ...data }, transfer);
-  try {
+answerRequests(self, handlers, {
+  // the first request loads the engine; a failure is that request's error, and a later one retries
+  before() {
     ready ??= start().catch((e) => {
-      ready = null; // a later request may retry
+      ready = null;
       throw e;
     });
-    await ready;
-    const handler = handlers[type];
-    if (!handler) throw new Error(`unknown request \`${type}\``);
-    const out = await handler(args, progress);
-    if (out && out.result) post({ id, status: 'complete', ...out.result }, out.transfer);
-    else post({ id, status: 'complete', ...out });
-  } catch (e) {
-    post({ id, status: 'error', error: message(e), trap: isTrap(e) });
-  }
-};
+    return ready;
+  },
+});

@@ -4,6 +4,8 @@
 // engine-worker.js with its pool, and is timed there. Driven by bench.mjs through
 // `window.bench.run(config)`.
 
+import { EngineClient } from '/www/engine.js';
+
 // Every WebAssembly memory the page instantiates, tagged with the engine being loaded, so that the
 // size of onnxruntime-web's memory can be read too (it does not expose it).
 const memories = [];
@@ -101,32 +103,15 @@ function mainThreadEngine(url) {
 
 /** One of our builds in engine-worker.js, with a pool of `threads` workers: the threaded build. */
 function workerEngine(url, threads) {
-  const worker = new Worker(new URL('./engine-worker.js', import.meta.url), { type: 'module' });
-  const pending = new Map();
-  let next = 1;
-  worker.onmessage = ({ data }) => {
-    const p = pending.get(data.id);
-    pending.delete(data.id);
-    if (data.ok) p.resolve(data);
-    else p.reject(new Error(data.error));
-  };
-  worker.onerror = (e) => {
-    for (const p of pending.values()) p.reject(new Error(e.message || 'the engine worker failed'));
-    pending.clear();
-  };
-  const call = (op, args = {}) =>
-    new Promise((resolve, reject) => {
-      const id = next++;
-      pending.set(id, { resolve, reject });
-      worker.postMessage({ id, op, ...args });
-    });
+  const client = new EngineClient(new URL('./engine-worker.js', import.meta.url));
+  const call = (type, args = {}) => client.request(type, args);
   return {
     init: () => call('init', { url: new URL(url, location.href).href, threads }),
     load: (bytes) => call('load', { bytes }),
     forward: (x) => call('forward', { x }),
     explain: (options) => call('explain', { options }),
     memory: async () => (await call('memory')).bytes,
-    free: async () => worker.terminate(),
+    free: async () => client.stop('the benchmark is done'),
   };
 }
 

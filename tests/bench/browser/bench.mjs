@@ -269,7 +269,7 @@ async function main() {
   if (o.pkgThreads) ours.push({ name: 'threads', dir: o.pkgThreads, threads: o.threads });
   for (const b of ours) if (!fs.existsSync(path.join(b.dir, 'resnet_lrp.js'))) throw new Error(`no resnet_lrp.js in ${b.dir}`);
 
-  const mounts = { '/models/big/': path.join(ROOT, 'tests', 'fixtures', 'big'), '/models/www/': path.join(ROOT, 'www', 'models'), '/ort/': ORT_DIST };
+  const mounts = { '/models/big/': path.join(ROOT, 'tests', 'fixtures', 'big'), '/models/www/': path.join(ROOT, 'www', 'models'), '/ort/': ORT_DIST, '/www/': path.join(ROOT, 'www') };
   for (const b of ours) mounts[`/pkg/${b.name}/`] = b.dir;
   const server = await serve({ root: HERE, mounts, isolated: Boolean(o.pkgThreads) });
 

@@ -2,18 +2,16 @@
 // main thread (its calling thread waits for the pool, as in the page's own worker), so it is timed here,
 // inside the worker, with the same calls bench.js makes on the main thread for the other builds.
 //
-// Requests {id, op, ...} → {id, ok: true, ...} or {id, ok: false, error}:
-//   init {url, threads}   import the build, instantiate it, start a pool of `threads` workers (0: none)
-//   load {bytes}          a new Explainer (the previous one is freed); → {ms, info}
-//   forward {x}           setInput; → {ms, prediction}
-//   explain {options}     explain; → {ms, summary}
-//   memory                → {bytes}: the size of the engine's memory (it never shrinks: the peak so far)
+// It speaks the page's protocol (www/protocol.js, served under /www/ by bench.mjs), where its requests
+// are documented: init {url, threads}, load {bytes}, forward {x}, explain {options}, memory.
+
+import { answerRequests } from '/www/protocol.js';
 
 let mod = null;
 let wasm = null;
 let ex = null;
 
-const ops = {
+const handlers = {
   async init({ url, threads }) {
     const t0 = performance.now();
     mod = await import(url);
@@ -47,11 +45,4 @@ const ops = {
   },
 };
 
-self.onmessage = async ({ data }) => {
-  const { id, op, ...args } = data;
-  try {
-    self.postMessage({ id, ok: true, ...(await ops[op](args)) });
-  } catch (e) {
-    self.postMessage({ id, ok: false, error: e instanceof Error ? e.message : String(e) });
-  }
-};
+answerRequests(self, handlers);

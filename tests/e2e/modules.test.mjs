@@ -1,0 +1,203 @@
+// Unit tests of the page's other pure modules (no browser): www/plot.js (the insertion and deletion
+// plots as drawing operations), www/downloads.js (file names and the CSV), www/raster.js (display
+// sizes, the colour bar, number formatting), www/protocol.js (the worker side of the envelope).
+//
+//   node --test tests/e2e/modules.test.mjs
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import { csvField, evaluationCsv, explanationFiles, explanationStem } from '../../www/downloads.js';
+import { colormapColor } from '../../www/overlay.js';
+import { curvePlot, curveSeries, dotPoints, MARGIN, plotLabel, plotSize } from '../../www/plot.js';
+import { answerRequests, isTrap, STATUS, transferring } from '../../www/protocol.js';
+import { colorbarRgba, displaySize, fmt, legendLabels, percentOf } from '../../www/raster.js';
+
+const COLORS = { text: '#000', muted: '#555', grid: '#ccc' };
+
+const curve = (kept, probabilities, auc) => ({ kept, probabilities, auc });
+const row = (key, current, extra = {}) => ({
+  key,
+  label: key,
+  color: `#${key.length}${key.length}${key.length}`,
+  current,
+  options: { method: 'lrp', composite: 'conserving', variant: key, start: 'prob', quantize: 8, step: 500 },
+  evaluation: {
+    probability: 0.8,
+    insertion: curve([0, 0.5, 1], [0.1, 0.6, 0.8], 0.5),
+    deletion: curve([1, 0.5, 0], [0.8, 0.3, 0.05], 0.35),
+  },
+  ...extra,
+});
+
+test('plot: the deletion curve runs over the share of pixels deleted', () => {
+  const [s] = curveSeries([row('latest', true)], 'deletion');
+  assert.deepEqual(s.x, [0, 0.5, 1]);
+  assert.deepEqual(s.y, [0.8, 0.3, 0.05]);
+  const [i] = curveSeries([row('latest', true)], 'insertion');
+  assert.deepEqual(i.x, [0, 0.5, 1]);
+});
+
+test('plot: axes map 0..1 into the margins; the reference line is at the full photo’s probability', () => {
+  const { width, height } = plotSize(420);
+  assert.deepEqual([width, height], [420, 294]);
+  assert.deepEqual(plotSize(0), { width: 420, height: 294 });
+  assert.equal(plotSize(100).width, 240);
+  const series = curveSeries([row('latest', false), row('flows_skip', true)], 'insertion');
+  const ops = curvePlot({ width, height, curve: 'insertion', series, reference: 0.8, colors: COLORS });
+  const ph = height - MARGIN.top - MARGIN.bottom;
+  const pw = width - MARGIN.left - MARGIN.right;
+  const Y = (v) => MARGIN.top + (1 - v) * ph;
+  const ref = ops.find((o) => o.op === 'line' && o.dash?.[0] === 2);
+  assert.deepEqual(ref.points, [[MARGIN.left, Y(0.8)], [MARGIN.left + pw, Y(0.8)]]);
+  const frame = ops.find((o) => o.op === 'rect');
+  assert.deepEqual([frame.x, frame.y, frame.w, frame.h], [MARGIN.left, MARGIN.top, pw, ph]);
+  assert.ok(ops.some((o) => o.op === 'text' && o.text === 'pixels inserted, most relevant first'));
+  assert.equal(ops.filter((o) => o.op === 'text' && o.text.endsWith(' %')).length, 5);
+  // the current method is drawn last, thicker
+  const curves = ops.filter((o) => o.op === 'line' && o.width > 1);
+  assert.deepEqual(curves.map((o) => o.color), [series[0].color, series[1].color]);
+  assert.deepEqual(curves.map((o) => o.width), [1.5, 2.5]);
+  assert.deepEqual(curves[1].points[2], [MARGIN.left + pw, Y(0.8)]);
+  assert.ok(Math.abs(Y(0.8) - (MARGIN.top + 0.2 * ph)) < 1e-9);
+  const dots = ops.filter((o) => o.op === 'dot');
+  assert.equal(dots.length, 6);
+  assert.deepEqual(dots.map((d) => d.r), [2, 2, 2, 3, 3, 3]);
+});
+
+test('plot: dots mark distinct points, or only the last one when there are many', () => {
+  assert.deepEqual(dotPoints([0, 0, 0.5, 0.5, 1], [0.1, 0.1, 0.4, 0.4, 0.9]), [[0, 0.1], [0.5, 0.4], [1, 0.9]]);
+  const x = Array.from({ length: 50 }, (_, i) => i / 49);
+  assert.deepEqual(dotPoints(x, x), [[1, 1]]);
+  assert.equal(dotPoints(x.slice(0, 40), x.slice(0, 40)).length, 40);
+});
+
+test('plot: the accessible name lists the areas', () => {
+  assert.equal(
+    plotLabel('deletion', [row('latest', true)]),
+    'Deletion curves, probability of the class against the fraction of pixels deleted; areas: latest 0.350',
+  );
+});
+
+test('downloads: an explanation’s files are named after photo, class and method', () => {
+  const lrp = { method: 'lrp', composite: 'conserving', variant: 'flows_skip' };
+  assert.equal(explanationStem('chelsea.png', 'tabby, tabby cat', lrp), 'chelsea.tabby_tabby_cat.conserving.flows_skip');
+  assert.equal(explanationStem('a.b.jpg', 'class 3', { method: 'gradient' }), 'a.b.class_3.gradient_x_input');
+  const files = explanationFiles('x');
+  assert.deepEqual(files.overlay, { name: 'x.overlay.png', type: 'image/png' });
+  assert.equal(files.heatmap.name, 'x.heatmap.png');
+  assert.equal(files.npy.name, 'x.relevance.npy');
+});
+
+test('downloads: CSV fields are quoted when they must be', () => {
+  assert.equal(csvField('plain'), 'plain');
+  assert.equal(csvField('a,b'), '"a,b"');
+  assert.equal(csvField('say "hi"'), '"say ""hi"""');
+  assert.equal(csvField('two\nlines'), '"two\nlines"');
+  assert.equal(csvField(0.5), '0.5');
+});
+
+test('downloads: the evaluation CSV has one line per image of each curve', () => {
+  const r = row('latest', true);
+  const random = row('random', false, { options: { method: 'random', seed: 0, quantize: 0, step: 100 } });
+  const data = { model: 'm', image: 'cat.photo.png', target: 281, rows: [r, random].map((x) => ({ key: x.key, options: x.options, ...x.evaluation })) };
+  const { name, text } = evaluationCsv(data, 'tabby, cat');
+  assert.equal(name, 'cat.photo.tabby_cat.insertion_deletion.csv');
+  const lines = text.trimEnd().split('\n');
+  assert.equal(lines.length, 1 + 2 * 2 * 3);
+  assert.equal(lines[0].split(',').length, 14);
+  assert.equal(lines[1], 'm,cat.photo.png,281,"tabby, cat",latest,conserving,prob,8,500,insertion,0.5,0,0,0.1');
+  // deletion: the share of pixels deleted, 1 − kept
+  assert.equal(lines[4], 'm,cat.photo.png,281,"tabby, cat",latest,conserving,prob,8,500,deletion,0.35,0,0,0.8');
+  assert.equal(lines[12], 'm,cat.photo.png,281,"tabby, cat",random,,,0,100,deletion,0.35,2,1,0.05');
+  assert.ok(text.endsWith('\n'));
+});
+
+test('raster: display sizes keep the aspect, cap at 512 and enlarge small crops up to twice', () => {
+  assert.deepEqual(displaySize(1024, 768), [512, 384]);
+  assert.deepEqual(displaySize(300, 200), [300, 200]);
+  assert.deepEqual(displaySize(64, 64), [128, 128]);
+  assert.deepEqual(displaySize(200, 100), [256, 128]);
+  assert.deepEqual(displaySize(1, 1000), [1, 512]);
+});
+
+test('raster: the colour bar is the colormap, column by column', () => {
+  const rgba = colorbarRgba('jet', 256, 2);
+  assert.equal(rgba.length, 256 * 2 * 4);
+  for (const x of [0, 100, 255]) {
+    const [r, g, b] = colormapColor('jet', x / 256);
+    assert.deepEqual([...rgba.subarray(x * 4, x * 4 + 4)], [r, g, b, 255]);
+    assert.deepEqual([...rgba.subarray((256 + x) * 4, (256 + x) * 4 + 4)], [r, g, b, 255]);
+  }
+  const narrow = colorbarRgba('bwr', 128, 1);
+  assert.deepEqual([...narrow.subarray(127 * 4, 128 * 4)], [...colormapColor('bwr', 254 / 256), 255]);
+});
+
+test('raster: legend labels and number formats', () => {
+  assert.deepEqual(legendLabels(0.0123, 'signed'), { min: '−1.2e-2', max: '+1.2e-2' });
+  assert.deepEqual(legendLabels(0.0123, 'positive'), { min: '0', max: '+1.2e-2' });
+  assert.deepEqual(legendLabels(2, 'absolute'), { min: '0', max: '|R| 2.0e+0' });
+  assert.deepEqual(legendLabels(undefined, 'signed'), { min: '−0', max: '+0' });
+  assert.equal(fmt(0), '0');
+  assert.equal(fmt(0.5), '0.500000');
+  assert.equal(fmt(-1234.5678), '-1234.57');
+  assert.equal(fmt(1e-5), '1.000e-5');
+  assert.equal(fmt(12340), '1.234e+4');
+  assert.equal(percentOf(1, 4), '25.0 %');
+  assert.equal(percentOf(1, 0), '—');
+});
+
+/** A fake worker global: what answerRequests posts, in order. */
+function fakeScope() {
+  const posted = [];
+  return { posted, postMessage: (msg, transfer = []) => posted.push({ msg, transfer }) };
+}
+
+test('protocol: progress, then one complete answer, in the envelope', async () => {
+  const scope = fakeScope();
+  const buf = new Float32Array(2);
+  answerRequests(scope, {
+    async twice({ n }, progress) {
+      progress({ step: 1 });
+      return transferring({ value: 2 * n, buf }, [buf.buffer]);
+    },
+    async plain() {
+      return { ok: true };
+    },
+  });
+  await scope.onmessage({ data: { id: 7, type: 'twice', n: 21 } });
+  await scope.onmessage({ data: { id: 8, type: 'plain' } });
+  assert.deepEqual(scope.posted.map((p) => p.msg), [
+    { id: 7, status: STATUS.progress, step: 1 },
+    { id: 7, status: STATUS.complete, value: 42, buf },
+    { id: 8, status: STATUS.complete, ok: true },
+  ]);
+  assert.deepEqual(scope.posted[1].transfer, [buf.buffer]);
+});
+
+test('protocol: errors name the request, traps say so, `before` runs first', async () => {
+  const scope = fakeScope();
+  const order = [];
+  answerRequests(
+    scope,
+    {
+      async boom() {
+        order.push('boom');
+        throw new Error('RuntimeError: unreachable');
+      },
+      async refuse() {
+        throw 'no model loaded'; // wasm-bindgen throws strings too
+      },
+    },
+    { before: async () => order.push('before') },
+  );
+  await scope.onmessage({ data: { id: 1, type: 'boom' } });
+  await scope.onmessage({ data: { id: 2, type: 'refuse' } });
+  await scope.onmessage({ data: { id: 3, type: 'toString' } });
+  assert.deepEqual(order, ['before', 'boom', 'before', 'before']);
+  const msgs = scope.posted.map((p) => p.msg);
+  assert.deepEqual(msgs[0], { id: 1, status: 'error', error: 'RuntimeError: unreachable', trap: true });
+  assert.deepEqual(msgs[1], { id: 2, status: 'error', error: 'no model loaded', trap: false });
+  assert.deepEqual(msgs[2], { id: 3, status: 'error', error: 'unknown request `toString`', trap: false });
+  assert.equal(isTrap(new WebAssembly.RuntimeError('x')), true);
+});

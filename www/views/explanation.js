@@ -1,0 +1,108 @@
+// The heatmap: the prediction list, the overlay on the photo with its colour bar and caption, the
+// display settings (colormap, sign, opacity, clip), the target box and the explanation's downloads.
+
+import { $, paint } from '../dom.js';
+import { COLORMAPS, renderOverlay } from '../overlay.js';
+import { colorbarRgba, legendLabels } from '../raster.js';
+
+const DOWNLOADS = ['download-overlay', 'download-heatmap', 'download-npy'];
+
+/** The display settings: {cmap, sign, alpha, clip}. */
+export function display() {
+  return { cmap: $('colormap').value, sign: $('sign').value, alpha: Number($('opacity').value), clip: Number($('clip').value) };
+}
+
+/** The top classes as buttons, `target` pressed; names from `className(c)`; onPick(c). */
+export function renderPredictions(prediction, target, className, onPick) {
+  const ol = $('predictions');
+  ol.replaceChildren();
+  if (!prediction) return;
+  for (const [rank, { class: c, probability: p }] of prediction.top.entries()) {
+    const li = document.createElement('li');
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.dataset.testid = rank === 0 ? 'top-class' : 'class';
+    b.dataset.class = c;
+    b.setAttribute('aria-pressed', String(c === target));
+    b.innerHTML = '<span class="name"></span><span class="prob"></span><span class="bar"><span></span></span>';
+    b.querySelector('.name').textContent = className(c);
+    b.querySelector('.prob').textContent = `${(p * 100).toFixed(p >= 0.001 ? 1 : 3)} %`;
+    b.querySelector('.bar > span').style.width = `${Math.max(0.5, p * 100)}%`;
+    b.title = `class ${c}; logit ${prediction.logits[c].toFixed(3)}`;
+    b.onclick = () => onPick(c);
+    li.append(b);
+    ol.append(li);
+  }
+}
+
+/** Draws a relevance map over the photo `base` on `canvas`; returns overlay.renderOverlay's result. */
+export function draw(base, map, width, height, canvas) {
+  const r = renderOverlay({ base: base.rgba, width: base.width, height: base.height, map, mapWidth: width, mapHeight: height, ...display() });
+  paint(canvas, r.overlay, base.width, base.height);
+  return r;
+}
+
+/** The colour bar of the current colormap, labelled for a map normalised by `scale`. */
+export function renderLegend(scale) {
+  const { cmap, sign } = display();
+  $('colorbar').getContext('2d').putImageData(new ImageData(colorbarRgba(cmap, 256, 12), 256, 12), 0, 0);
+  const { min, max } = legendLabels(scale, sign);
+  $('legend-min').textContent = min;
+  $('legend-max').textContent = max;
+}
+
+/**
+ * Shows an explanation `ex` ({summary, map, options, ms}) of the prepared photo `image`, captioned
+ * `caption` and the name of the explained class. Returns what was drawn: {overlay, heat, scale, width, height, mapWidth, mapHeight}.
+ */
+export function render(ex, image, caption, targetName) {
+  const { summary, map } = ex;
+  const r = draw(image.base, map, summary.width, summary.height, $('overlay'));
+  $('overlay').classList.remove('empty');
+  $('stage-empty').hidden = true;
+  renderLegend(r.scale);
+  for (const id of DOWNLOADS) $(id).disabled = false;
+  const what = ex.options.method === 'gradient' ? 'gradient × input' : `LRP, ${ex.options.composite}, ${ex.options.variant}`;
+  const took = ex.ms ? ` · ${(ex.ms / 1000).toFixed(ex.ms < 1000 ? 2 : 1)} s` : '';
+  $('caption').textContent = `${caption} — “${targetName}” (${what})${took}`;
+  return { ...r, width: image.base.width, height: image.base.height, mapWidth: summary.width, mapHeight: summary.height };
+}
+
+export function setCaption(text) {
+  $('caption').textContent = text;
+}
+
+/** No photo: an empty stage, no predictions, nothing to download. */
+export function reset() {
+  $('predictions').replaceChildren();
+  $('overlay').classList.add('empty');
+  $('stage-empty').hidden = false;
+  $('caption').textContent = '';
+  for (const id of DOWNLOADS) $(id).disabled = true;
+}
+
+/**
+ * onDisplay(): a display setting changed; onTarget(text): a class typed in the target box;
+ * onDownload(which): "overlay", "heatmap" or "npy".
+ */
+export function bind({ onDisplay, onTarget, onDownload }) {
+  const cm = $('colormap');
+  for (const [name, { label }] of Object.entries(COLORMAPS)) cm.append(new Option(label, name));
+  cm.value = 'jet';
+  for (const id of ['colormap', 'sign', 'opacity', 'clip']) {
+    $(id).oninput = () => {
+      $('opacity-value').textContent = $('opacity').value;
+      $('clip-value').textContent = $('clip').value;
+      onDisplay();
+    };
+  }
+  const go = () => {
+    const v = $('target-input').value.trim();
+    if (v) onTarget(v);
+  };
+  $('target-go').onclick = go;
+  $('target-input').onkeydown = (e) => {
+    if (e.key === 'Enter') go();
+  };
+  for (const which of ['overlay', 'heatmap', 'npy']) $(`download-${which}`).onclick = () => onDownload(which);
+}

@@ -1,0 +1,69 @@
+// The explanation's settings: method, Relevance Splitting variant, composite, start, heat
+// quantization. The lists of variants and composites and the defaults come from the engine
+// (`capabilities()`); the descriptions next to the names are the page's.
+
+import { $ } from '../dom.js';
+
+const VARIANT_TEXT = {
+  flows_skip: 'ratio (the paper)',
+  flows_skip_simple: 'half / half',
+  latest: 'identity: all to main',
+  simple: 'all to main, projection half',
+  conventional: 'signed s/(s+m)',
+};
+
+const COMPOSITE_TEXT = {
+  conserving: 'z⁺, exact conservation',
+  reference: "the authors' code",
+};
+
+let levels = 8; // heat quantization when ticked: the engine's default for the evaluation
+
+function fill(select, names, texts, selected) {
+  select.replaceChildren();
+  for (const name of names) {
+    const text = texts[name] ? `${name} — ${texts[name]}` : name;
+    select.append(new Option(text, name, name === selected, name === selected));
+  }
+}
+
+/** Builds the lists from the engine's capabilities and selects its defaults. */
+export function setup({ variants, composites, defaults }) {
+  fill($('variant'), variants, VARIANT_TEXT, defaults.variant);
+  fill($('composite'), composites, COMPOSITE_TEXT, defaults.composite);
+  const method = document.querySelector(`input[name="method"][value="${defaults.method}"]`);
+  if (method) method.checked = true;
+  $('start').value = defaults.start;
+  levels = defaults.evalQuantize;
+  $('quantize-levels').textContent = String(levels);
+}
+
+export const method = () => document.querySelector('input[name="method"]:checked').value;
+export const composite = () => $('composite').value;
+export const start = () => $('start').value;
+
+/** The method shown, as a key of the evaluation's methods: a variant, or "gradient". */
+export const methodKey = () => (method() === 'gradient' ? 'gradient' : $('variant').value);
+
+/** The options of an explanation of class `target` with these settings. */
+export function read(target) {
+  const m = method();
+  const o = { target, method: m, start: start(), quantize: $('quantize').checked ? levels : 0 };
+  if (m === 'lrp') {
+    o.composite = composite();
+    o.variant = $('variant').value;
+  }
+  return o;
+}
+
+/** Shows the settings of `options` (e.g. a comparison cell that was clicked). */
+export function show(options) {
+  document.querySelector(`input[name="method"][value="${options.method}"]`).checked = true;
+  if (options.variant) $('variant').value = options.variant;
+}
+
+/** onChange(what): "method", "variant" or another setting ("composite", "start", "quantize") changed. */
+export function bind({ onChange }) {
+  for (const el of document.querySelectorAll('input[name="method"]')) el.onchange = () => onChange('method');
+  for (const id of ['variant', 'composite', 'start', 'quantize']) $(id).onchange = () => onChange(id);
+}
