@@ -173,4 +173,27 @@ impl Explainer {
         }
         jobs
     }
+
+    /// Starts the helper that computes the sweep's denominators on a thread of the pool, in the
+    /// order the sweep needs them; the sweep never waits for it. Returns the flag that stops it.
+    #[cfg(feature = "threads")]
+    pub(super) fn spawn_denominator_helper(&self, acts: &Activations, composite: &Composite) -> Arc<AtomicBool> {
+        let jobs = self.denominator_jobs(composite);
+        let (shared, graph, values) = (Arc::clone(&self.shared), Arc::clone(&self.graph), Arc::clone(&acts.values));
+        let (id, stop) = (acts.id, Arc::new(AtomicBool::new(false)));
+        let helper_stop = Arc::clone(&stop);
+        rayon::spawn(move || {
+            for (i, key, prop) in jobs {
+                if helper_stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                // errors are left to the sweep, which computes it again and reports them
+                let _ = shared.denominator(id, &key, true, || {
+                    let (x, dim) = layer_io(&graph, &values, i)?;
+                    denominator(&shared, &graph, i, &prop, &x, dim)
+                });
+            }
+        });
+        stop
+    }
 }

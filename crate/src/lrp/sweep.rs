@@ -41,25 +41,7 @@ impl Explainer {
         let result = match method {
             #[cfg(feature = "threads")]
             Method::Lrp { composite, .. } if self.parallel => {
-                // the denominators on a thread of the pool, in the order the sweep needs them; the
-                // sweep runs here and never waits for it
-                let jobs = self.denominator_jobs(composite);
-                let (shared, graph, values) =
-                    (Arc::clone(&self.shared), Arc::clone(&self.graph), Arc::clone(&acts.values));
-                let (id, stop) = (acts.id, Arc::new(AtomicBool::new(false)));
-                let helper_stop = Arc::clone(&stop);
-                rayon::spawn(move || {
-                    for (i, key, prop) in jobs {
-                        if helper_stop.load(Ordering::Relaxed) {
-                            break;
-                        }
-                        // errors are left to the sweep, which computes it again and reports them
-                        let _ = shared.denominator(id, &key, true, || {
-                            let (x, dim) = layer_io(&graph, &values, i)?;
-                            denominator(&shared, &graph, i, &prop, &x, dim)
-                        });
-                    }
-                });
+                let stop = self.spawn_denominator_helper(acts, composite);
                 let result = self.explain_scoped(acts, target, start, method);
                 stop.store(true, Ordering::Relaxed);
                 result
@@ -110,19 +92,8 @@ impl Explainer {
             let parts = match method {
                 Method::Lrp { composite, variant } => {
                     let parts = self.lrp_node(i, acts, r, composite, *variant)?;
-                    if let (Some(res), [rs, rm]) = (self.residuals.get(&i), parts.as_slice()) {
-                        let (rs, rm) = if res.shortcut == 0 { (rs, rm) } else { (rm, rs) };
-                        blocks.push((
-                            i,
-                            BlockEntry {
-                                node: name,
-                                projection: res.projection,
-                                relevance: total,
-                                shortcut: sum(rs),
-                                main: sum(rm),
-                                block_input: None,
-                            },
-                        ));
+                    if let Some(entry) = self.block_entry(i, name, total, &parts) {
+                        blocks.push((i, entry));
                     }
                     parts
                 }
@@ -135,6 +106,37 @@ impl Explainer {
                 }
             }
         }
+        self.finish(acts, target, start_relevance, rel[0].take(), ledger, blocks, method)
+    }
+
+    /// What a residual addition did with relevance `total`: its split between shortcut and
+    /// main branch (`parts` in input order); `None` for other nodes.
+    fn block_entry(&self, i: usize, node: String, total: f64, parts: &[ArrayD<f32>]) -> Option<BlockEntry> {
+        let (Some(res), [a, b]) = (self.residuals.get(&i), parts) else { return None };
+        let (rs, rm) = if res.shortcut == 0 { (a, b) } else { (b, a) };
+        Some(BlockEntry {
+            node,
+            projection: res.projection,
+            relevance: total,
+            shortcut: sum(rs),
+            main: sum(rm),
+            block_input: None,
+        })
+    }
+
+    /// The explanation from the sweep's results: block inputs read from the ledger, gradient ×
+    /// input formed, the relevance checked for overflow.
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &self,
+        acts: &Activations,
+        target: usize,
+        start_relevance: f32,
+        input_relevance: Option<ArrayD<f32>>,
+        ledger: Vec<LedgerEntry>,
+        mut blocks: Vec<(usize, BlockEntry)>,
+        method: &Method,
+    ) -> Result<Explanation> {
         // the block input's total, read from the ledger once both paths have arrived
         for (add, entry) in blocks.iter_mut() {
             if let Some(b) = self.residuals.get(add).and_then(|r| r.block_input) {
@@ -142,7 +144,7 @@ impl Explainer {
                 entry.block_input = ledger.iter().find(|l| &l.node == name).map(|l| l.relevance);
             }
         }
-        let mut relevance = rel[0].take().unwrap_or_else(|| ArrayD::zeros(IxDyn(self.graph.input_shape())));
+        let mut relevance = input_relevance.unwrap_or_else(|| ArrayD::zeros(IxDyn(self.graph.input_shape())));
         if let Method::GradientTimesInput = method {
             relevance *= &acts.values[0];
         }
