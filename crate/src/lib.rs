@@ -35,6 +35,7 @@ pub mod graph;
 pub mod heatmap;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod image_io;
+pub mod import;
 pub mod kernels;
 pub mod lrp;
 pub mod metrics;
