@@ -55,10 +55,13 @@ pub const REFERENCE_EPSILON: f32 = 1e-5;
 /// Per-channel `(low, high)` bounds of the input, for the z^B rule.
 type ZBox = (Vec<f32>, Vec<f32>);
 
+/// A composite's definition: its rules, given the input bounds.
+type Definition = fn(ZBox) -> Composite;
+
 /// The registered composites, each name beside its definition (zennit's
 /// `@register_composite`). [`COMPOSITES`] and [`Composite::by_name`] read only this table;
 /// the definitions leave `name` empty for `by_name` to fill in.
-const REGISTRY: [(&str, fn(ZBox) -> Composite); 6] = [
+const REGISTRY: [(&str, Definition); 6] = [
     ("conserving", |_| Composite {
         name: String::new(),
         first: Rule::ZPlusOnes,
