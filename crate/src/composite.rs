@@ -49,12 +49,71 @@ pub struct Params {
     pub beta: Option<f32>,
 }
 
-/// Names of the registered composites.
-pub const COMPOSITES: [&str; 6] =
-    ["conserving", "reference", "epsilon_plus", "epsilon_gamma_box", "epsilon_plus_flat", "epsilon_alpha2_beta1"];
-
 /// The authors' ε.
 pub const REFERENCE_EPSILON: f32 = 1e-5;
+
+/// Per-channel `(low, high)` bounds of the input, for the z^B rule.
+type ZBox = (Vec<f32>, Vec<f32>);
+
+/// A composite's definition: its rules, given the input bounds.
+type Definition = fn(ZBox) -> Composite;
+
+/// The registered composites, each name beside its definition (zennit's
+/// `@register_composite`). [`COMPOSITES`] and [`Composite::by_name`] read only this table;
+/// the definitions leave `name` empty for `by_name` to fill in.
+const REGISTRY: [(&str, Definition); 6] = [
+    ("conserving", |_| Composite {
+        name: String::new(),
+        first: Rule::ZPlusOnes,
+        conv: Rule::ZPlus,
+        dense: Rule::ZPlus,
+        stabilizer: Stabilizer { epsilon: 0.0, signed: false },
+        maxpool: MaxPoolRule::WinnerTakeAll,
+        conserve: true,
+    }),
+    ("reference", |_| Composite {
+        name: String::new(),
+        first: Rule::ZPlusOnes,
+        conv: Rule::ZPlus,
+        dense: Rule::ZPlus,
+        stabilizer: Stabilizer { epsilon: REFERENCE_EPSILON, signed: false },
+        maxpool: MaxPoolRule::AvgSubstitute,
+        conserve: false,
+    }),
+    ("epsilon_plus", |_| zennit(Rule::ZPlus, Rule::ZPlus)),
+    ("epsilon_gamma_box", |(low, high)| zennit(Rule::ZBox { low, high }, Rule::Gamma { gamma: 0.25 })),
+    ("epsilon_plus_flat", |_| zennit(Rule::Flat, Rule::ZPlus)),
+    ("epsilon_alpha2_beta1", |_| {
+        let ab = Rule::AlphaBeta { alpha: 2.0, beta: 1.0 };
+        zennit(ab.clone(), ab)
+    }),
+];
+
+/// Names of the registered composites, in registration order (derived from the registry,
+/// so the two cannot disagree).
+pub const COMPOSITES: [&str; REGISTRY.len()] = {
+    let mut names = [""; REGISTRY.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = REGISTRY[i].0;
+        i += 1;
+    }
+    names
+};
+
+/// A composite in zennit's style: the given rules on the first layer and the other
+/// convolutions, ε = 10⁻⁶ on dense layers and as the (signed) stabiliser.
+fn zennit(first: Rule, conv: Rule) -> Composite {
+    Composite {
+        name: String::new(),
+        first,
+        conv,
+        dense: Rule::Epsilon { epsilon: 1e-6 },
+        stabilizer: Stabilizer { epsilon: 1e-6, signed: true },
+        maxpool: MaxPoolRule::WinnerTakeAll,
+        conserve: false,
+    }
+}
 
 impl Composite {
     /// Looks a composite up by name. `zbox` gives the per-channel `(low, high)` input bounds
@@ -63,47 +122,13 @@ impl Composite {
     /// # Errors
     /// [`Error::InvalidParam`] for an unknown name.
     pub fn by_name(name: &str, zbox: (Vec<f32>, Vec<f32>)) -> Result<Composite> {
-        let eps = Rule::Epsilon { epsilon: 1e-6 };
-        let zennit = Stabilizer { epsilon: 1e-6, signed: true };
-        let (first, conv, dense, stabilizer, maxpool, conserve) = match name {
-            "conserving" => (
-                Rule::ZPlusOnes,
-                Rule::ZPlus,
-                Rule::ZPlus,
-                Stabilizer { epsilon: 0.0, signed: false },
-                MaxPoolRule::WinnerTakeAll,
-                true,
-            ),
-            "reference" => (
-                Rule::ZPlusOnes,
-                Rule::ZPlus,
-                Rule::ZPlus,
-                Stabilizer { epsilon: REFERENCE_EPSILON, signed: false },
-                MaxPoolRule::AvgSubstitute,
-                false,
-            ),
-            "epsilon_plus" => (Rule::ZPlus, Rule::ZPlus, eps, zennit, MaxPoolRule::WinnerTakeAll, false),
-            "epsilon_gamma_box" => (
-                Rule::ZBox { low: zbox.0, high: zbox.1 },
-                Rule::Gamma { gamma: 0.25 },
-                eps,
-                zennit,
-                MaxPoolRule::WinnerTakeAll,
-                false,
-            ),
-            "epsilon_plus_flat" => (Rule::Flat, Rule::ZPlus, eps, zennit, MaxPoolRule::WinnerTakeAll, false),
-            "epsilon_alpha2_beta1" => {
-                let ab = Rule::AlphaBeta { alpha: 2.0, beta: 1.0 };
-                (ab.clone(), ab, eps, zennit, MaxPoolRule::WinnerTakeAll, false)
-            }
-            _ => {
-                return Err(Error::param(
-                    "composite",
-                    format!("unknown composite `{name}`; known: {}", COMPOSITES.join(", ")),
-                ))
-            }
+        let Some((_, define)) = REGISTRY.iter().find(|(n, _)| *n == name) else {
+            return Err(Error::param(
+                "composite",
+                format!("unknown composite `{name}`; known: {}", COMPOSITES.join(", ")),
+            ));
         };
-        let c = Composite { name: name.to_string(), first, conv, dense, stabilizer, maxpool, conserve };
+        let c = Composite { name: name.to_string(), ..define(zbox) };
         c.validate()?;
         Ok(c)
     }
@@ -183,6 +208,20 @@ impl Composite {
         match rule {
             Rule::Epsilon { .. } => rule.default_stabilizer(),
             _ => self.stabilizer,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_registered_name_is_unique_and_resolves_to_itself() {
+        for (i, name) in COMPOSITES.iter().enumerate() {
+            assert!(!COMPOSITES[..i].contains(name), "`{name}` is registered twice");
+            let c = Composite::by_name(name, (vec![0.0], vec![1.0])).unwrap();
+            assert_eq!(c.name, *name);
         }
     }
 }

@@ -7,7 +7,7 @@
 //! explanation started from.
 //!
 //! The pipeline, in the order data flows:
-//! [`Model::from_onnx_bytes`] (tract reads, types and declutters the graph; [`graph`]
+//! [`Model::from_onnx_bytes`] (tract reads, types and declutters the graph; [`import`]
 //! extracts our layer graph) → [`Explainer::forward`] (tract's fused plan, which also returns
 //! the activations LRP reads) →
 //! [`Explainer::explain`] (any class, composite, splitting variant) → [`heatmap`].
@@ -38,7 +38,7 @@
 //! |---|---|---|
 //! | base | [`error`], [`geometry`], [`glue`] | errors by kind; window shapes; the only glue to tract's runtime (declutter, tensors, the panic guard) |
 //! | data | [`graph`], [`rules`], [`split`], [`composite`] | the layer graph (data only); rules as data; relevance splitting; composites (rule per layer kind, registered by name) |
-//! | import | `import` | tract's typed ops → layer graph, one function per op, and the canonizers |
+//! | import | [`import`] | tract's typed ops → layer graph, one function per op, and the canonizers |
 //! | kernels | [`conv`], [`pool`] | convolutions on tract's kernels; pooling windows |
 //! | engine | [`lrp`] | the forward pass that keeps what LRP reads, and the relevance sweep |
 //! | input | [`preprocess`], [`model`] | image → input tensor; ONNX bytes → model (the one guarded load pipeline) |
@@ -58,6 +58,7 @@ pub mod graph;
 pub mod heatmap;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod image_io;
+pub mod import;
 pub mod lrp;
 pub mod metrics;
 pub mod model;
