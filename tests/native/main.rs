@@ -5,3 +5,4 @@ mod metrics;
 mod models;
 mod robustness;
 mod rules;
+mod session;

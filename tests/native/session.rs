@@ -1,0 +1,240 @@
+//! The application layer and the request parsers: a session runs the same steps as the engine's
+//! parts driven by hand, evaluations can be cancelled, names parse the same for the CLI and the
+//! page, and errors come by kind with their sources, named once.
+
+use std::error::Error as _;
+use std::process::Command;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use ndarray::{Array3, ArrayD};
+use ndarray_npy::read_npy;
+use resnet_lrp::metrics::{self, InsDelConfig, Masker, Runner};
+use resnet_lrp::request::{self, ExplainOptions, ExplainRequest, MethodName};
+use resnet_lrp::session::Session;
+use resnet_lrp::{heatmap, Composite, Error, Method, Model, Preprocess, Start, Target, Variant, VARIANTS};
+
+use crate::models::root;
+
+fn basic() -> (Vec<u8>, ArrayD<f32>) {
+    let dir = root().join("tests/fixtures");
+    (std::fs::read(dir.join("basic_bn.onnx")).unwrap(), read_npy(dir.join("basic_bn.input.npy")).unwrap())
+}
+
+/// A 64 × 48 RGBA photo with some structure (a bright disc on a gradient).
+fn photo() -> (Vec<u8>, usize, usize) {
+    let (w, h) = (64, 48);
+    let mut rgba = Vec::with_capacity(w * h * 4);
+    for y in 0..h {
+        for x in 0..w {
+            let d = ((x as f32 - 40.0).powi(2) + (y as f32 - 20.0).powi(2)).sqrt();
+            let v = if d < 12.0 { 230 } else { (x * 3) as u8 };
+            rgba.extend([v, (y * 5) as u8, 255 - v, 255]);
+        }
+    }
+    (rgba, w, h)
+}
+
+fn request(method: Option<Method>, quantize: usize) -> ExplainRequest {
+    ExplainRequest { target: Target::Top1, start: Start::Probability, method, seed: 7, quantize }
+}
+
+fn lrp(variant: Variant) -> Option<Method> {
+    Some(Method::Lrp { composite: Composite::by_name("conserving", Preprocess::default().bounds()).unwrap(), variant })
+}
+
+#[test]
+fn session_explains_as_the_explainer_does() {
+    let (bytes, x) = basic();
+    let mut session = Session::from_onnx_bytes(&bytes).unwrap();
+    let prediction = session.set_input(x.clone()).unwrap();
+    let model = Model::from_onnx_bytes(&bytes).unwrap();
+    let mut ex = model.explainer();
+    let acts = ex.forward(x).unwrap();
+    assert_eq!(prediction.logits, acts.logits());
+    assert_eq!(prediction.top[0].class, acts.top_k(1)[0].0);
+    for (variant, levels) in [(Variant::FlowsSkip, 0), (Variant::Latest, 8)] {
+        let got = session.explain(&request(lrp(variant), levels)).unwrap();
+        let want = ex.explain(&acts, Target::Top1, Start::Probability, lrp(variant).as_ref().unwrap()).unwrap();
+        assert_eq!(got.explanation.relevance, want.relevance, "{variant:?}");
+        let map = heatmap::map(&want.relevance, model.input(), levels).unwrap();
+        assert_eq!(got.map, map, "{variant:?}");
+        // quantized maps take at most `levels` values, raw maps many more
+        let mut distinct: Vec<u32> = got.map.iter().map(|v| v.to_bits()).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert!(if levels > 1 { distinct.len() <= levels } else { distinct.len() > 8 }, "{}", distinct.len());
+    }
+    let e = session.explain(&request(None, 0)).unwrap_err();
+    assert!(matches!(&e, Error::InvalidParam { name, .. } if name == "method"), "{e}");
+}
+
+#[test]
+fn session_evaluation_is_the_protocol_driven_by_hand() {
+    let (bytes, _) = basic();
+    let (rgba, w, h) = photo();
+    let mut session = Session::from_onnx_bytes(&bytes).unwrap();
+    let pre = Preprocess { scale: 1.0, mean: [0.5; 3], std: [0.25; 3], bgr: true };
+    session.set_preprocess(pre.clone()).unwrap();
+    session.set_image(&rgba, w, h).unwrap();
+    let cfg = InsDelConfig { block_size: 2, step: 100 };
+    // by hand, from the parts: resize, normalise, forward, explain, rank, mask, run
+    let model = Model::from_onnx_bytes(&bytes).unwrap();
+    let pixels: Array3<f32> = model.resize_rgba(&rgba, w, h).unwrap();
+    let masker = Masker::new(&model, &pixels, &pre).unwrap();
+    let mut ex = model.explainer();
+    let acts = ex.forward(masker.full().clone()).unwrap();
+    let class = acts.top_k(1)[0].0;
+    for (method, levels) in [(lrp(Variant::Simple), 8), (Some(Method::GradientTimesInput), 0), (None, 0)] {
+        let got = session.evaluate(&request(method.clone(), levels), &cfg, None, None).unwrap();
+        let map = match &method {
+            Some(m) => {
+                let e = ex.explain(&acts, Target::Class(class), Start::Probability, m).unwrap();
+                metrics::ranking_map(&e.relevance, model.input(), levels).unwrap()
+            }
+            None => metrics::random_map(model.input().height, model.input().width, 7),
+        };
+        let want = metrics::insertion_deletion(&masker, &Runner::new(&model), &map, class, &cfg).unwrap();
+        assert_eq!(got.target, class);
+        assert_eq!(got.probability, acts.probabilities()[class]);
+        assert_eq!(got.curves, want, "{method:?}");
+        assert_eq!(got.pixels, model.input().height * model.input().width);
+    }
+    // a tensor has no pixels to mask
+    session.set_input(masker.full().clone()).unwrap();
+    let e = session.evaluate(&request(None, 0), &cfg, None, None).unwrap_err();
+    assert!(e.to_string().contains("pixels"), "{e}");
+}
+
+#[test]
+fn evaluations_stop_when_cancelled_and_the_session_goes_on() {
+    let (bytes, _) = basic();
+    let (rgba, w, h) = photo();
+    let mut session = Session::from_onnx_bytes(&bytes).unwrap();
+    session.set_image(&rgba, w, h).unwrap();
+    let cfg = InsDelConfig { block_size: 1, step: 50 };
+    let cancel = AtomicBool::new(false);
+    let calls = std::sync::Mutex::new(Vec::new());
+    let progress = |done: usize, total: usize| {
+        calls.lock().unwrap().push((done, total));
+        if done >= 3 {
+            cancel.store(true, Ordering::Relaxed);
+        }
+    };
+    let e = session.evaluate(&request(lrp(Variant::FlowsSkip), 0), &cfg, Some(&progress), Some(&cancel)).unwrap_err();
+    assert!(matches!(e, Error::Cancelled), "{e}");
+    let calls = calls.into_inner().unwrap();
+    let total = calls[0].1;
+    // stopped at the first check after the flag was set, long before the end
+    assert_eq!(calls.len(), 3, "{calls:?}");
+    assert!(total > 20, "{total}");
+    // nothing the user did is lost: the photo is still there
+    let r = session.evaluate(&request(lrp(Variant::FlowsSkip), 0), &cfg, None, None).unwrap();
+    assert_eq!(r.curves.forward_passes(), total);
+}
+
+#[test]
+fn names_parse_once_for_the_cli_and_the_page() {
+    let options = |json: &str| -> ExplainOptions { serde_json::from_str(json).unwrap() };
+    for m in MethodName::all() {
+        let page = options(&format!(r#"{{"method": "{}"}}"#, m.name())).method_name().unwrap();
+        assert_eq!(page, m);
+        assert_eq!(MethodName::from_str(m.name()).unwrap(), m);
+    }
+    // the page's older form: `lrp` plus a variant
+    for v in VARIANTS {
+        let page = options(&format!(r#"{{"method": "lrp", "variant": "{}"}}"#, v.name())).method_name().unwrap();
+        assert_eq!(page, MethodName::Lrp(v));
+        assert_eq!(Variant::from_str(v.name()).unwrap(), v);
+    }
+    assert_eq!(options("{}").method_name().unwrap(), MethodName::Lrp(request::DEFAULT_VARIANT));
+    let e = options(r#"{"method": "latest", "variant": "simple"}"#).method_name().unwrap_err();
+    assert!(matches!(&e, Error::InvalidParam { name, .. } if name == "variant"), "{e}");
+    let e = MethodName::from_str("integrated_gradients").unwrap_err();
+    assert!(e.to_string().contains("flows_skip") && e.to_string().contains("random"), "{e}");
+    assert_eq!(Target::from_str("top1").unwrap(), Target::Top1);
+    assert_eq!(Target::from_str("12").unwrap(), Target::Class(12));
+    assert!(Target::from_str("-1").is_err() && Start::from_str("softmax").is_err());
+    assert_eq!(Start::from_str("logit").unwrap(), Start::Logit);
+    // the same words and messages through serde's record as through FromStr
+    let e = options(r#"{"start": "softmax"}"#).start().unwrap_err();
+    assert_eq!(e.to_string(), Start::from_str("softmax").unwrap_err().to_string());
+}
+
+#[test]
+fn capabilities_are_the_engines_own_names() {
+    let c = request::capabilities();
+    assert_eq!(c.variants, VARIANTS.iter().map(|v| v.name()).collect::<Vec<_>>());
+    for name in &c.composites {
+        assert_eq!(&Composite::by_name(name, (vec![0.0], vec![1.0])).unwrap().name, name);
+    }
+    for name in &c.methods {
+        MethodName::from_str(name).unwrap();
+    }
+    assert_eq!(c.defaults.composite, "conserving");
+    assert_eq!(Variant::from_str(c.defaults.variant).unwrap(), request::DEFAULT_VARIANT);
+    Start::from_str(c.defaults.start).unwrap();
+    assert_eq!(c.preprocess, Preprocess::default());
+    assert_eq!(c.limits.max_model_bytes, resnet_lrp::model::MAX_MODEL_BYTES);
+    let json = serde_json::to_value(&c).unwrap();
+    assert_eq!(json["limits"]["maxModelBytes"], 500_000_000);
+    assert_eq!(json["defaults"]["evalQuantize"], 8);
+}
+
+fn cli(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_resnet-lrp")).args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn cli_method_is_the_one_word_for_what_is_computed() {
+    let fixtures = root().join("tests/fixtures");
+    let model = fixtures.join("basic_bn.onnx");
+    let input = fixtures.join("basic_bn.input.npy");
+    let base = ["explain", "--model", model.to_str().unwrap(), "--input-npy", input.to_str().unwrap(), "--json"];
+    let run = |extra: &[&str]| {
+        let (ok, out, err) = cli(&[&base[..], extra].concat());
+        assert!(ok, "{extra:?}: {err}");
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()
+    };
+    assert_eq!(run(&["--method", "gradient"]), run(&["--composite", "gradient"]));
+    assert_eq!(run(&["--method", "gradient"])["method"], "gradient_x_input");
+    let latest = run(&["--method", "latest"]);
+    assert_eq!(latest, run(&["--variant", "latest"]));
+    assert_eq!(latest["method"]["variant"], "latest");
+    assert_ne!(latest["ledger"], run(&["--method", "conventional"])["ledger"]);
+    let (ok, _, err) = cli(&[&base[..], &["--method", "random"]].concat());
+    assert!(!ok && err.contains("evaluate"), "{err}");
+}
+
+#[test]
+fn errors_come_by_kind_named_once_with_their_source() {
+    let e = Model::from_onnx_bytes(b"definitely not onnx").unwrap_err();
+    assert!(matches!(e, Error::Load { .. }), "{e}");
+    assert!(e.source().is_some(), "tract's error is kept as the source: {e:?}");
+    let dir = std::env::temp_dir().join(format!("resnet-lrp-session-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let empty = dir.join("empty.onnx");
+    std::fs::write(&empty, b"").unwrap();
+    let (ok, _, err) = cli(&["info", "--model", empty.to_str().unwrap()]);
+    assert!(!ok && err.matches("could not load the ONNX model").count() == 1, "{err}");
+    assert!(err.contains("empty.onnx") && err.contains("empty"), "{err}");
+    let missing = dir.join("missing.onnx");
+    let (ok, _, err) = cli(&["info", "--model", missing.to_str().unwrap()]);
+    assert!(
+        !ok && err.contains("missing.onnx") && !err.contains("could not load"),
+        "an I/O error, not a load error: {err}"
+    );
+    // input the user hands in is bad input, not an internal error
+    let (bytes, _) = basic();
+    let mut session = Session::from_onnx_bytes(&bytes).unwrap();
+    let e = session.set_input(ArrayD::from_elem(ndarray::IxDyn(&[1, 3, 64, 64]), f32::NAN)).unwrap_err();
+    assert!(matches!(e, Error::InvalidInput(_)), "{e}");
+    let e = session.set_input(ArrayD::zeros(ndarray::IxDyn(&[1, 3, 8, 8]))).unwrap_err();
+    assert!(matches!(e, Error::InvalidInput(_)), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}
