@@ -273,6 +273,8 @@ bench() { # [--relaxed] [--threads] [--profile P] [bench.mjs options: --runs N -
 run_tests() {
   local t0=$SECONDS
   setup
+  # generated inputs are checked byte for byte against what their scripts write today: a fixture or
+  # corpus file edited by hand, or a generator that drifted, fails here rather than passing silently
   say "fixtures are reproducible"
   local tmp
   tmp=$(mktemp -d)

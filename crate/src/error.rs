@@ -104,7 +104,7 @@ impl Error {
 }
 
 /// tract's errors while running: kept as the source of an [`Error::Tract`]. Errors while loading
-/// become [`Error::Load`] through [`crate::glue`].
+/// become [`Error::Load`] through the load pipeline (`glue`).
 impl From<tract_onnx::prelude::TractError> for Error {
     fn from(e: tract_onnx::prelude::TractError) -> Self {
         Error::Tract { message: format!("{e:#}"), source: e.into() }

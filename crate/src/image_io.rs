@@ -7,6 +7,9 @@
 //! (a 20000 × 20000 PNG needs a few hundred kilobytes); larger images in other formats are
 //! refused with a message that says so. Every failure is an [`Error::Image`] that names the
 //! problem; a decoder that panics on a malformed file is caught and reported the same way.
+//!
+//! Its errors are the example to follow: every message names the file and the problem once,
+//! through [`Error::in_file`](crate::Error::in_file).
 
 use std::io::Cursor;
 use std::path::Path;

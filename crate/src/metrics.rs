@@ -73,7 +73,7 @@ pub enum Mode {
     Deletion,
 }
 
-/// The ranking map of an explanation: [`heatmap::map`] (relevance summed over the colour
+/// The ranking map of an explanation: [`crate::heatmap::map`] (relevance summed over the colour
 /// channels, heat-quantized to `quantize` levels; the paper uses 8, 0 or 1 = raw).
 pub use crate::heatmap::map as ranking_map;
 

@@ -1,6 +1,6 @@
 //! Loading: ONNX bytes → tract's typed, decluttered model → our [`LayerGraph`] (through
 //! [`crate::import`]) and tract's optimised plan. Every load, the explainer's and the batched
-//! plan of the evaluation, goes through the same guarded pipeline ([`typed_model`]).
+//! plan of the evaluation, goes through the same guarded pipeline (`typed_model`).
 
 use std::sync::Arc;
 

@@ -74,7 +74,7 @@ impl InputSpec {
 /// How an RGBA image becomes the model's input tensor.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Preprocess {
-    /// Pixel values are `byte / 255 * scale` before mean/std (1 for [0,1], 255 for [0,255]).
+    /// Pixel values are `byte / 255 * scale` before mean/std (1 for `[0, 1]`, 255 for `[0, 255]`).
     pub scale: f32,
     /// Per-channel mean, in the model's channel order.
     pub mean: [f32; 3],

@@ -10,6 +10,10 @@
 //! Montavon et al. 2019, *Layer-wise relevance propagation: an overview* (gamma, flat, w²);
 //! Otsuki et al. 2024, *Layer-Wise Relevance Propagation with Conservation Property for
 //! ResNet* (z⁺ everywhere, the first layer with its input replaced by ones).
+//!
+//! This module is the example to follow for a new rule: a new arm of [`Rule`] (data, no code
+//! path of its own) and a naive closed-form twin in `tests/native/rules.rs` that it is proven
+//! against.
 
 use serde::{Deserialize, Serialize};
 

@@ -1,7 +1,7 @@
 //! The explainer: one forward pass that keeps the activations LRP reads, then any number of
 //! LRP passes (different classes, rules, splitting variants) over those activations.
 //!
-//! One job a file: [`api`] the types an explanation is asked with and answered in; `forward`
+//! One job a file: `api` the types an explanation is asked with and answered in; `forward`
 //! the forward pass (tract's fused plan, or a layer-by-layer interpreter for graphs built by
 //! hand); `sweep` the relevance sweep and its ledger (residual splits, pooling, routing);
 //! `weighted` the one routine every weighted-layer [`Rule`] configures; `cache` the compiled
