@@ -134,6 +134,11 @@ impl std::fmt::Display for MethodName {
     }
 }
 
+/// The error for asking the random ranking (an evaluation baseline) for an explanation.
+pub(crate) fn random_explains_nothing() -> Error {
+    Error::param("method", "`random` ranks pixels for evaluations only; it explains nothing")
+}
+
 /// What one explanation (or the ranking of one evaluation) is asked with, typed.
 #[derive(Debug, Clone)]
 pub struct ExplainRequest {
@@ -223,9 +228,7 @@ impl ExplainOptions {
     /// of range, or `random` (which is not an explanation).
     pub fn method(&self, zbox: (Vec<f32>, Vec<f32>)) -> Result<Method> {
         let composite = self.composite.as_deref().unwrap_or(DEFAULT_COMPOSITE);
-        self.method_name()?
-            .method(composite, &self.params, zbox)?
-            .ok_or_else(|| Error::param("method", "`random` ranks pixels for evaluations only; it explains nothing"))
+        self.method_name()?.method(composite, &self.params, zbox)?.ok_or_else(random_explains_nothing)
     }
 
     /// The typed request; `zbox` as in [`Self::method`], `seed` for the random ranking,

@@ -13,7 +13,7 @@ use crate::lrp::{Activations, Explainer, Explanation, Target};
 use crate::metrics::{self, InsDel, InsDelConfig, Masker, Progress, Runner};
 use crate::model::{BatchPlan, Model};
 use crate::preprocess::Preprocess;
-use crate::request::ExplainRequest;
+use crate::request::{random_explains_nothing, ExplainRequest};
 
 /// Classes listed in a [`Prediction`].
 pub const TOP_K: usize = 5;
@@ -87,6 +87,10 @@ impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session").field("model", &self.model).field("has_input", &self.current.is_some()).finish()
     }
+}
+
+fn no_input() -> Error {
+    Error::param("input", "no image: set an image or an input first")
 }
 
 /// Wall-clock time of `f`, natively (the browser build has no clock here).
@@ -187,7 +191,7 @@ impl Session {
     }
 
     fn current(&self) -> Result<&Current> {
-        self.current.as_ref().ok_or_else(|| Error::param("input", "no image: set an image or an input first"))
+        self.current.as_ref().ok_or_else(no_input)
     }
 
     /// The current input tensor.
@@ -214,12 +218,8 @@ impl Session {
     /// [`Error::InvalidParam`] with no input, for the random ranking or a class out of range; as
     /// [`Explainer::explain`].
     pub fn explain(&mut self, request: &ExplainRequest) -> Result<Explained> {
-        let method = request
-            .method
-            .as_ref()
-            .ok_or_else(|| Error::param("method", "`random` ranks pixels for evaluations only; it explains nothing"))?;
-        let current =
-            self.current.as_ref().ok_or_else(|| Error::param("input", "no image: set an image or an input first"))?;
+        let method = request.method.as_ref().ok_or_else(random_explains_nothing)?;
+        let current = self.current.as_ref().ok_or_else(no_input)?;
         let explanation = self.explainer.explain(&current.acts, request.target, request.start, method)?;
         let map = crate::heatmap::map(&explanation.relevance, self.model.input(), request.quantize)?;
         Ok(Explained { explanation, map })
