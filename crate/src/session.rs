@@ -199,6 +199,12 @@ impl Session {
         self.current.as_ref().map(|c| &c.input)
     }
 
+    /// The current photo at the model's input size (`[H, W, 3]` RGB, 0–255); `None` for a
+    /// preprocessed tensor.
+    pub fn pixels(&self) -> Option<&Array3<f32>> {
+        self.current.as_ref().and_then(|c| c.pixels.as_ref())
+    }
+
     /// The activations of the current input's forward pass.
     pub fn activations(&self) -> Option<&Activations> {
         self.current.as_ref().map(|c| &c.acts)

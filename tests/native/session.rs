@@ -238,3 +238,70 @@ fn errors_come_by_kind_named_once_with_their_source() {
     assert!(matches!(e, Error::InvalidInput(_)), "{e}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn cli_explains_a_directory_image_by_image() {
+    let dir = std::env::temp_dir().join(format!("resnet-lrp-batch-{}", std::process::id()));
+    let (input, out) = (dir.join("in"), dir.join("out"));
+    std::fs::create_dir_all(&input).unwrap();
+    let corpus = root().join("tests/robustness/corpus/images");
+    for name in ["rgb.png", "palette.png", "text.png"] {
+        std::fs::copy(corpus.join(name), input.join(name)).unwrap();
+    }
+    let model = root().join("tests/fixtures/basic_bn.onnx");
+    let m = model.to_str().unwrap();
+    let (ok, stdout, stderr) = cli(&[
+        "explain",
+        "--model",
+        m,
+        "--images",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--method",
+        "latest",
+    ]);
+    // text.png is not an image: its line names the error, the others are explained, the exit says so
+    assert!(!ok && stderr.contains("1 of 3 images"), "{stderr}");
+    let lines: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert!(lines[2]["image"].as_str().unwrap().ends_with("text.png") && lines[2]["error"].is_string());
+    let loaded = Model::from_onnx_bytes(&std::fs::read(&model).unwrap()).unwrap();
+    for line in &lines[..2] {
+        let image = line["image"].as_str().unwrap();
+        assert!(line["conservation_error"].as_f64().unwrap() < 1e-4, "{line}");
+        assert_eq!(line["method"]["variant"], "latest");
+        // the batch's relevance is the single-image command's, bit for bit
+        let single = dir.join("single.npy");
+        let (ok, _, err) =
+            cli(&["explain", "--model", m, "--image", image, "--method", "latest", "--npy", single.to_str().unwrap()]);
+        assert!(ok, "{err}");
+        let r: ArrayD<f32> = read_npy(line["relevance"].as_str().unwrap()).unwrap();
+        assert_eq!(r, read_npy::<_, ArrayD<f32>>(&single).unwrap(), "{image}");
+        let sum: f64 = r.iter().map(|&v| v as f64).sum();
+        assert!((sum - line["input_relevance_sum"].as_f64().unwrap()).abs() <= 1e-6 * sum.abs(), "{line}");
+        // the overlay: the photo at the model's size, red (+) or blue (−) blended by |map| / max |map|
+        let png = image::open(line["overlay"].as_str().unwrap()).unwrap().to_rgb8();
+        let photo = resnet_lrp::image_io::read_image(std::path::Path::new(image)).unwrap();
+        let pixels = loaded.resize_rgba(&photo.data, photo.width, photo.height).unwrap();
+        let map = r
+            .sum_axis(ndarray::Axis(1))
+            .index_axis_move(ndarray::Axis(0), 0)
+            .into_dimensionality::<ndarray::Ix2>()
+            .unwrap();
+        let max = map.iter().fold(0f32, |m, v| m.max(v.abs()));
+        assert_eq!((png.width() as usize, png.height() as usize), (map.dim().1, map.dim().0));
+        let mut worst = 0f32;
+        for ((y, x), &v) in map.indexed_iter() {
+            let a = 0.6 * v.abs() / max;
+            let colour = if v >= 0.0 { [255.0, 0.0, 0.0] } else { [0.0, 0.0, 255.0] };
+            for c in 0..3 {
+                let want = (1.0 - a) * pixels[(y, x, c)] + a * colour[c];
+                worst = worst.max((png.get_pixel(x as u32, y as u32)[c] as f32 - want).abs());
+            }
+        }
+        // rounding to bytes is the only difference
+        assert!(worst <= 0.51, "overlay off by {worst}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -1,7 +1,7 @@
 //! `resnet-lrp evaluate`: the paper's Insertion, Deletion and ID over a directory of images, one
 //! [`Session::evaluate`] per image and method, printed as a table and optionally a CSV.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -12,7 +12,7 @@ use resnet_lrp::request::{ExplainRequest, MethodName};
 use resnet_lrp::session::{Evaluation, Session};
 use resnet_lrp::{Error, Result, Start, Target};
 
-use super::{read_model, PreprocessArgs, RuleArgs};
+use super::{list_images, read_model, PreprocessArgs, RuleArgs};
 
 /// Every method `evaluate` knows, in the order of its table.
 const EVAL_METHODS: &str = "flows_skip,flows_skip_simple,latest,simple,conventional,gradient,random";
@@ -97,22 +97,6 @@ fn mean_se(v: &[f64]) -> (f64, f64) {
     }
     let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
     (mean, (var / n).sqrt())
-}
-
-fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
-    let mut out: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-            p.is_file() && ["png", "jpg", "jpeg", "gif", "bmp", "webp"].contains(&ext.as_str())
-        })
-        .collect();
-    out.sort();
-    if out.is_empty() {
-        return Err(Error::Image(format!("no images in {}", dir.display())));
-    }
-    Ok(out)
 }
 
 /// One CSV row.

@@ -2,6 +2,7 @@
 //! thin adapter: clap parses names with the engine's own parsers ([`resnet_lrp::request`]), a
 //! [`Session`] does the work, and this module prints or writes what it returns.
 
+mod batch;
 mod evaluate;
 
 use std::path::{Path, PathBuf};
@@ -43,8 +44,15 @@ struct ExplainArgs {
     #[arg(long)]
     model: PathBuf,
     /// Image file (PNG, JPEG, GIF, BMP, WebP).
-    #[arg(long, conflicts_with = "input_npy", required_unless_present = "input_npy")]
+    #[arg(long, conflicts_with_all = ["input_npy", "images"], required_unless_present_any = ["input_npy", "images"])]
     image: Option<PathBuf>,
+    /// A directory of images to explain one by one (with `--out`): per image an overlay PNG and the
+    /// relevance `.npy` in `--out`, and one JSON line on standard output.
+    #[arg(long, conflicts_with = "input_npy", requires = "out")]
+    images: Option<PathBuf>,
+    /// Where `--images` writes its files (created if missing).
+    #[arg(long, requires = "images")]
+    out: Option<PathBuf>,
     /// Preprocessed float32 tensor in the model's own input layout (bypasses preprocessing).
     #[arg(long)]
     input_npy: Option<PathBuf>,
@@ -102,6 +110,23 @@ fn read_model(path: &Path) -> Result<Model> {
     model::check_model_size(meta.len()).map_err(|e| e.in_file(path))?;
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     Model::from_onnx_bytes(&bytes).map_err(|e| e.in_file(path))
+}
+
+/// The images of a directory (PNG, JPEG, GIF, BMP, WebP by extension), in file-name order.
+pub(crate) fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    let mut out: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+            p.is_file() && ["png", "jpg", "jpeg", "gif", "bmp", "webp"].contains(&ext.as_str())
+        })
+        .collect();
+    out.sort();
+    if out.is_empty() {
+        return Err(Error::Image(format!("no images in {}", dir.display())));
+    }
+    Ok(out)
 }
 
 fn info(path: &Path) -> Result<()> {
@@ -202,6 +227,9 @@ fn explain(a: ExplainArgs) -> Result<()> {
     let mut session = Session::new(read_model(&a.model)?);
     session.set_preprocess(a.preprocess.to_preprocess()?)?;
     let request = a.request(session.preprocess())?;
+    if let (Some(dir), Some(out)) = (&a.images, &a.out) {
+        return batch::run(&mut session, &request, dir, out);
+    }
     let prediction = match (&a.image, &a.input_npy) {
         (_, Some(p)) => {
             let x: ArrayD<f32> = read_npy(p).map_err(|e| Error::InvalidInput(e.to_string()).in_file(p))?;
@@ -211,7 +239,7 @@ fn explain(a: ExplainArgs) -> Result<()> {
             let img = image_io::read_image(p)?;
             session.set_image(&img.data, img.width, img.height)?
         }
-        (None, None) => return Err(Error::param("image", "give --image or --input-npy")),
+        (None, None) => return Err(Error::param("image", "give --image, --input-npy or --images with --out")),
     };
     let out = session.explain(&request)?;
     let e = &out.explanation;
@@ -222,16 +250,12 @@ fn explain(a: ExplainArgs) -> Result<()> {
         signed_png(&out.map).save(p).map_err(|err| Error::io(p, std::io::Error::other(err.to_string())))?;
     }
     if a.json {
-        let method = match &request.method {
-            Some(Method::Lrp { composite, variant }) => json!({"composite": composite.name, "variant": variant.name()}),
-            _ => json!("gradient_x_input"),
-        };
         let out = json!({
             "target": e.target,
             "start_relevance": e.start_relevance,
             "input_relevance_sum": e.input_relevance_sum(),
             "conservation_error": e.conservation_error(),
-            "method": method,
+            "method": method_json(&request),
             "logits": prediction.logits,
             "probabilities": prediction.probabilities,
             "blocks": e.blocks,
@@ -249,6 +273,14 @@ fn explain(a: ExplainArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// How the JSON outputs name the method of `request`.
+fn method_json(request: &ExplainRequest) -> serde_json::Value {
+    match &request.method {
+        Some(Method::Lrp { composite, variant }) => json!({"composite": composite.name, "variant": variant.name()}),
+        _ => json!("gradient_x_input"),
+    }
 }
 
 /// A signed map as a blue–white–red picture, scaled by its largest magnitude.
