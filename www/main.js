@@ -35,6 +35,7 @@ const state = {
   candidates: [], // models that can be picked
   model: null, // {key, label, source, entry, bytes, preprocess, resize, info, names, note}
   items: [], // photos and tensors the user added: {key, name, kind, file|data, url, credit}
+  pending: null, // {item, notice}: chosen before any model was ready, run once one has loaded
   image: null, // the current item, prepared for the current model
   prediction: null,
   target: null,
@@ -84,7 +85,12 @@ async function loadModel(cand) {
   if (token !== state.seq.model) return false;
   models.renderList(state.candidates, state.model.key);
   models.render(state.model);
-  await reloadImage();
+  if (!state.image && state.pending) {
+    const { item, notice } = state.pending;
+    state.pending = null;
+    notice.remove();
+    await selectItem(item);
+  } else await reloadImage();
   return true;
 }
 
@@ -176,7 +182,11 @@ const feed = (prepared, onProgress, engine = state.engine) => engine.request(...
 
 async function selectItem(item) {
   if (!state.model) {
-    notify('Load a model first.');
+    // a photo chosen before any model is ready waits for one: it runs as soon as a model loads
+    const starting = !document.body.dataset.ready;
+    state.pending?.notice.remove();
+    const notice = notify(starting ? `${item.name} will be explained once the model has loaded.` : 'Load a model first: the photo will be explained then.', 'info', 'photo-waiting');
+    state.pending = { item, notice };
     return;
   }
   const token = ++state.seq.image;
@@ -452,7 +462,8 @@ async function main() {
   for (const cand of catalog.startOrder(state.candidates, want)) {
     if (await loadModel(cand)) break;
   }
-  if (photo && state.model) {
+  // a photo the user chose while the page started wins over the address's sample
+  if (photo && state.model && !state.image) {
     try {
       await selectItem(await photo);
     } catch (e) {
