@@ -227,8 +227,13 @@ impl ExplainOptions {
     /// [`Error::InvalidParam`] for an unknown method, composite or variant, rule parameters out
     /// of range, or `random` (which is not an explanation).
     pub fn method(&self, zbox: (Vec<f32>, Vec<f32>)) -> Result<Method> {
+        self.method_or_random(zbox)?.ok_or_else(random_explains_nothing)
+    }
+
+    /// The method, `None` for the random ranking.
+    fn method_or_random(&self, zbox: (Vec<f32>, Vec<f32>)) -> Result<Option<Method>> {
         let composite = self.composite.as_deref().unwrap_or(DEFAULT_COMPOSITE);
-        self.method_name()?.method(composite, &self.params, zbox)?.ok_or_else(random_explains_nothing)
+        self.method_name()?.method(composite, &self.params, zbox)
     }
 
     /// The typed request; `zbox` as in [`Self::method`], `seed` for the random ranking,
@@ -237,10 +242,7 @@ impl ExplainOptions {
     /// # Errors
     /// As [`Self::target`], [`Self::start`] and [`Self::method`] (`random` allowed).
     pub fn request(&self, zbox: (Vec<f32>, Vec<f32>), seed: u64, quantize: usize) -> Result<ExplainRequest> {
-        let method = match self.method_name()? {
-            MethodName::Random => None,
-            _ => Some(self.method(zbox)?),
-        };
+        let method = self.method_or_random(zbox)?;
         Ok(ExplainRequest {
             target: self.target()?,
             start: self.start()?,

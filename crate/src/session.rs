@@ -65,10 +65,9 @@ pub struct Evaluation {
     pub curves_time: Option<std::time::Duration>,
 }
 
-/// The input the session holds: the tensor, the pixels it came from (photos only) and the
-/// activations of its forward pass.
+/// The input the session holds: the pixels it came from (photos only) and the activations of its
+/// forward pass (whose node 0 is the input tensor itself).
 struct Current {
-    input: ArrayD<f32>,
     pixels: Option<Array3<f32>>,
     acts: Activations,
 }
@@ -182,11 +181,11 @@ impl Session {
 
     fn set(&mut self, input: ArrayD<f32>, pixels: Option<Array3<f32>>) -> Result<Prediction> {
         self.current = None; // a failed forward pass leaves no stale input behind
-        let acts = self.explainer.forward(input.clone())?;
+        let acts = self.explainer.forward(input)?;
         let p = acts.probabilities().to_vec();
         let top = acts.top_k(TOP_K).into_iter().map(|(class, probability)| TopClass { class, probability }).collect();
         let prediction = Prediction { logits: acts.logits().to_vec(), probabilities: p, top };
-        self.current = Some(Current { input, pixels, acts });
+        self.current = Some(Current { pixels, acts });
         Ok(prediction)
     }
 
@@ -196,7 +195,7 @@ impl Session {
 
     /// The current input tensor.
     pub fn input(&self) -> Option<&ArrayD<f32>> {
-        self.current.as_ref().map(|c| &c.input)
+        self.current.as_ref().map(|c| c.acts.value(0))
     }
 
     /// The current photo at the model's input size (`[H, W, 3]` RGB, 0–255); `None` for a
