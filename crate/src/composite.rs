@@ -34,6 +34,13 @@ pub struct Composite {
     /// Where a denominator is exactly zero, spread the relevance flat over the receptive
     /// field instead of dropping it; 0/0 split ratios become ½. Makes the pass conserving.
     pub conserve: bool,
+    /// On a file that keeps its `BatchNormalization` nodes: rules act on the raw convolution
+    /// weights and BatchNorm passes relevance, as in the authors' code (`reference`). Otherwise
+    /// BatchNorm is folded into the convolution first, as zennit's canonizer does, so that a
+    /// network gives the same map from either export form. On a file whose BatchNorm was folded
+    /// at export the raw weights are gone and this has no effect.
+    #[serde(default)]
+    pub raw_batchnorm: bool,
 }
 
 /// Rule parameters a user may set on a named composite; `None` keeps the composite's own.
@@ -70,6 +77,7 @@ const REGISTRY: [(&str, Definition); 6] = [
         stabilizer: Stabilizer { epsilon: 0.0, signed: false },
         maxpool: MaxPoolRule::WinnerTakeAll,
         conserve: true,
+        raw_batchnorm: false,
     }),
     ("reference", |_| Composite {
         name: String::new(),
@@ -79,6 +87,7 @@ const REGISTRY: [(&str, Definition); 6] = [
         stabilizer: Stabilizer { epsilon: REFERENCE_EPSILON, signed: false },
         maxpool: MaxPoolRule::AvgSubstitute,
         conserve: false,
+        raw_batchnorm: true,
     }),
     ("epsilon_plus", |_| zennit(Rule::ZPlus, Rule::ZPlus)),
     ("epsilon_gamma_box", |(low, high)| zennit(Rule::ZBox { low, high }, Rule::Gamma { gamma: 0.25 })),
@@ -112,6 +121,7 @@ fn zennit(first: Rule, conv: Rule) -> Composite {
         stabilizer: Stabilizer { epsilon: 1e-6, signed: true },
         maxpool: MaxPoolRule::WinnerTakeAll,
         conserve: false,
+        raw_batchnorm: false,
     }
 }
 

@@ -48,6 +48,15 @@ pub enum Layer {
         /// The constant, broadcastable to the activation.
         value: ArrayD<f32>,
     },
+    /// A BatchNorm kept apart from the convolution before it: `x · scale + shift` per channel
+    /// (axis 1). Only the graph of a file with `BatchNormalization` nodes has it, for the composites
+    /// that use the raw convolution weights (see [`crate::import::batchnorm`]); relevance passes.
+    BatchNorm {
+        /// γ / √(σ² + ε) per channel.
+        scale: Vec<f32>,
+        /// β − μ · scale per channel.
+        shift: Vec<f32>,
+    },
     /// Max pooling.
     MaxPool(PoolGeometry),
     /// Average pooling.
@@ -89,6 +98,7 @@ impl Layer {
             Layer::Conv { dense: true, .. } => "dense",
             Layer::Const { op: ConstOp::Max, .. } => "relu/max",
             Layer::Const { .. } => "elementwise",
+            Layer::BatchNorm { .. } => "batchnorm",
             Layer::MaxPool(_) => "maxpool",
             Layer::AvgPool { .. } => "avgpool",
             Layer::GlobalSum => "global_sum",
@@ -166,6 +176,11 @@ impl LayerGraph {
     /// The input node's shape.
     pub fn input_shape(&self) -> &[usize] {
         &self.nodes[0].shape
+    }
+
+    /// Number of BatchNorm layers kept apart from their convolutions.
+    pub fn batchnorms(&self) -> usize {
+        self.nodes.iter().filter(|n| matches!(n.layer, Layer::BatchNorm { .. })).count()
     }
 
     /// Number of classes at the logits.

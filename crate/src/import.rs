@@ -26,7 +26,10 @@ use crate::geometry::ConvGeometry;
 use crate::geometry::PoolGeometry;
 use crate::graph::{ConstOp, Layer, LayerGraph, Node};
 
+pub mod batchnorm;
 pub mod canonize;
+
+use batchnorm::KeptBatchNorm;
 
 /// A builder: the layer for the node if its op is of the builder's kind, else `None`.
 type Builder = fn(&Ctx) -> Option<Result<Layer>>;
@@ -43,6 +46,7 @@ const OPS: &[Builder] = &[
     via::<AxisOp>,
     via::<Downsample>,
     via::<Softmax>,
+    via::<KeptBatchNorm>,
 ];
 
 /// A tract op kind that maps to one [`Layer`].
@@ -347,6 +351,18 @@ impl ToLayer for Softmax {
             return Err(cx.unsupported("softmax over a non-final axis"));
         }
         Ok(Layer::Softmax)
+    }
+}
+
+impl ToLayer for KeptBatchNorm {
+    fn to_layer(&self, cx: &Ctx) -> Result<Layer> {
+        let x = cx.single()?;
+        let c = *x.get(1).ok_or_else(|| cx.unsupported(format!("BatchNorm of shape {x:?}")))?;
+        let vector = |slot| -> Result<Vec<f32>> {
+            let t = cx.konst(slot).ok_or_else(|| cx.unsupported("BatchNorm parameter is not a constant"))?;
+            channel_vector(&cx.f32(t)?, c, cx)
+        };
+        Ok(Layer::BatchNorm { scale: vector(1)?, shift: vector(2)? })
     }
 }
 

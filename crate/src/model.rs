@@ -12,6 +12,7 @@ use tract_onnx::tract_hir::internal::DimLike;
 use crate::error::{Error, Result};
 use crate::glue::{self, declutter, guarded, load_err};
 use crate::graph::LayerGraph;
+use crate::import::{batchnorm, canonize};
 use crate::lrp::{Explainer, ForwardPlan};
 pub use crate::preprocess::{InputSpec, Layout, Preprocess, DEFAULT_SIDE};
 
@@ -19,7 +20,11 @@ pub use crate::preprocess::{InputSpec, Layout, Preprocess, DEFAULT_SIDE};
 pub struct Model {
     plan: ForwardPlan,
     input: InputSpec,
+    /// The layer graph, BatchNorm folded into the convolutions.
     graph: Arc<LayerGraph>,
+    /// For a file that keeps `BatchNormalization` nodes after its convolutions: the same graph
+    /// with those BatchNorms as layers of their own, for composites that use the raw weights.
+    raw_batchnorm: Option<Arc<LayerGraph>>,
 }
 
 impl std::fmt::Debug for Model {
@@ -111,13 +116,15 @@ fn pin_input(inference: &InferenceModel) -> Result<InputSpec> {
 }
 
 /// The one load pipeline: checks the bytes, reads them with tract (guarded), pins the input to
-/// `batch` images of the model's own size, types and declutters. Returns the typed model and the
-/// input spec of one image.
+/// `batch` images of the model's own size, types and declutters. With `keep_batchnorm`, each
+/// BatchNorm after a convolution is held apart from it ([`batchnorm::keep`]; release it with
+/// [`batchnorm::release`] before optimising). Returns the typed model and the input spec of one
+/// image.
 ///
 /// # Errors
 /// [`Error::Load`] for bytes that are not a readable ONNX model, [`Error::UnsupportedInput`] for
 /// an input that is not an image.
-pub(crate) fn typed_model(bytes: &[u8], batch: usize) -> Result<(TypedModel, InputSpec)> {
+pub(crate) fn typed_model(bytes: &[u8], batch: usize, keep_batchnorm: bool) -> Result<(TypedModel, InputSpec)> {
     check_model_size(bytes.len() as u64)?;
     let onnx = tract_onnx::onnx();
     let mut reader = bytes;
@@ -129,7 +136,11 @@ pub(crate) fn typed_model(bytes: &[u8], batch: usize) -> Result<(TypedModel, Inp
     let mut shape = input.shape.clone();
     shape[0] = batch;
     inference.set_input_fact(0, f32::fact(&shape).into()).map_err(load_err)?;
+    let batchnorms = if keep_batchnorm { batchnorm::after_conv(&inference) } else { Vec::new() };
     let mut typed = guarded(|| inference.into_typed())?;
+    if !batchnorms.is_empty() {
+        guarded(|| batchnorm::keep(&mut typed, &batchnorms))?;
+    }
     guarded(|| declutter(&mut typed))?;
     Ok((typed, input))
 }
@@ -150,8 +161,13 @@ impl Model {
     /// is pinned to 1, a dynamic height and width to [`DEFAULT_SIDE`]),
     /// [`Error::UnsupportedOp`] naming the first node the explainer cannot handle.
     pub fn from_onnx_bytes(bytes: &[u8]) -> Result<Model> {
-        let (mut typed, input) = typed_model(bytes, 1)?;
-        let graph = LayerGraph::from_typed(&typed)?;
+        let (mut typed, input) = typed_model(bytes, 1, true)?;
+        let kept = LayerGraph::from_typed(&typed)?;
+        // the activations are those of the folded graph: folding leaves node numbers alone
+        let (graph, raw_batchnorm) = match canonize::fold_batchnorm(&kept) {
+            Some(folded) => (folded, Some(Arc::new(kept))),
+            None => (kept, None),
+        };
         // one plan for plain inference (its first output) and for the explainer's forward pass
         // (the activations explanations read, as further outputs)
         let mut outlets = typed.output_outlets().map_err(load_err)?.to_vec();
@@ -166,8 +182,10 @@ impl Model {
             outputs.push((k, j));
         }
         typed.select_output_outlets(&outlets).map_err(load_err)?;
+        // the forward pass folds BatchNorm as usual (the selected outputs follow the rewrite)
+        guarded(|| batchnorm::release(&mut typed))?;
         let plan = guarded(|| typed.into_optimized()?.into_runnable())?;
-        Ok(Model { plan: ForwardPlan { plan, outputs }, input, graph: Arc::new(graph) })
+        Ok(Model { plan: ForwardPlan { plan, outputs }, input, graph: Arc::new(graph), raw_batchnorm })
     }
 
     /// The input description.
@@ -180,9 +198,20 @@ impl Model {
         &self.graph
     }
 
+    /// The layer graph with the file's BatchNorm layers kept apart from their convolutions, if
+    /// the file has `BatchNormalization` nodes after convolutions (see
+    /// [`crate::Composite::raw_batchnorm`]).
+    pub fn raw_batchnorm_graph(&self) -> Option<&LayerGraph> {
+        self.raw_batchnorm.as_deref()
+    }
+
     /// An explainer for this model.
     pub fn explainer(&self) -> Explainer {
-        Explainer::with_plan(Arc::clone(&self.graph), self.plan.clone())
+        let ex = Explainer::with_plan(Arc::clone(&self.graph), self.plan.clone());
+        match &self.raw_batchnorm {
+            Some(raw) => ex.with_raw_batchnorm(Arc::clone(raw)),
+            None => ex,
+        }
     }
 
     /// Plain inference with tract's optimised plan: the model's own output, flattened.
@@ -253,7 +282,7 @@ impl BatchPlan {
         if batch == 0 {
             return Err(Error::param("batch", "must be at least 1"));
         }
-        let (typed, input) = typed_model(bytes, batch)?;
+        let (typed, input) = typed_model(bytes, batch, false)?;
         if input.shape != model.input.shape {
             return Err(Error::load(format!(
                 "these bytes are another model: input {:?}, the loaded model's is {:?}",

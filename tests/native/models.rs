@@ -293,7 +293,16 @@ fn fused_forward_matches_layer_by_layer() {
         for method in &methods {
             let a = ex.explain(&fused, Target::Top1, Start::Logit, method).unwrap_or_else(|e| panic!("{name}: {e}"));
             let b = ex.explain(&layered, Target::Top1, Start::Logit, method).unwrap();
-            rel_close(a.relevance.as_slice().unwrap(), b.relevance.as_slice().unwrap(), 1e-4)
+            // tract's fused plan and our layers round differently (its 1×1 convolutions keep
+            // BatchNorm as a multiply after the product, ours fold it): activations agree to ~1e-7.
+            // Every rule carries that through at ≤ 2e-6 of max|R| (measured), except the gamma
+            // rule of `epsilon_gamma_box`, whose denominators Σ a·(w + γw⁺) + 1e-6 pass near zero on
+            // `bottleneck_bn` and amplify it to 3.2e-4 of max|R| there.
+            let tol = match method {
+                Method::Lrp { composite, .. } if composite.name == "epsilon_gamma_box" => 1e-3,
+                _ => 1e-5,
+            };
+            rel_close(a.relevance.as_slice().unwrap(), b.relevance.as_slice().unwrap(), tol)
                 .unwrap_or_else(|e| panic!("{name} {method:?}: {e}"));
         }
     }

@@ -60,3 +60,38 @@ pub fn find_logits(graph: &LayerGraph) -> usize {
         }
     }
 }
+
+/// The graph with every BatchNorm that directly follows a convolution (its only reader) folded
+/// into that convolution — weights `W · k` and bias `b · k + shift` per output channel, as
+/// tract and zennit's canonizer fold them — and left in place as an identity, so that node
+/// numbers and the forward pass's activations stay those of `graph`. A BatchNorm that cannot be
+/// folded (after anything else) stays, and passes relevance. `None` if `graph` has none.
+pub fn fold_batchnorm(graph: &LayerGraph) -> Option<LayerGraph> {
+    if graph.batchnorms() == 0 {
+        return None;
+    }
+    let consumers = graph.consumers();
+    let mut folded = graph.clone();
+    let nodes = &mut folded.nodes;
+    for i in 0..nodes.len() {
+        let Layer::BatchNorm { scale, shift } = &nodes[i].layer else { continue };
+        let src = nodes[i].inputs[0];
+        let fits = matches!(&nodes[src].layer, Layer::Conv { geometry, .. } if geometry.c_out == scale.len());
+        if consumers[src] != 1 || !fits {
+            continue;
+        }
+        let (scale, shift) = (scale.clone(), shift.clone());
+        if let Layer::Conv { weights, bias, .. } = &mut nodes[src].layer {
+            for (o, mut w) in weights.outer_iter_mut().enumerate() {
+                w.mapv_inplace(|v| v * scale[o]);
+            }
+            for ((b, k), s) in bias.iter_mut().zip(&scale).zip(&shift) {
+                *b = *b * k + s;
+            }
+        }
+        // the convolution's value is now the BatchNorm's
+        nodes[src].source = nodes[i].source;
+        nodes[i].layer = Layer::Reshape;
+    }
+    Some(folded)
+}

@@ -125,6 +125,11 @@ impl Explainer {
                     Zip::from(&mut y).and(&c).for_each(|a, &b| *a = f(*a, b));
                     y
                 }
+                Layer::BatchNorm { scale, shift } => {
+                    let mut y = x(0).clone();
+                    per_channel(&mut y, |v, c| v * scale[c] + shift[c])?;
+                    y
+                }
                 Layer::MaxPool(g) => reshape(g.max_forward(to4(x(0))?).into_dyn(), &shape)?,
                 Layer::AvgPool { geometry, count_include_pad } => {
                     reshape(geometry.avg_forward(to4(x(0))?, *count_include_pad).into_dyn(), &shape)?

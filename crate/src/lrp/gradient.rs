@@ -37,6 +37,11 @@ impl Explainer {
                 }
                 vec![out]
             }
+            Layer::BatchNorm { scale, .. } => {
+                let mut out = g;
+                per_channel(&mut out, |v, c| v * scale[c])?;
+                vec![out]
+            }
             Layer::MaxPool(geom) => {
                 vec![reshape(geom.max_winner_take_all(to4(a(0)?)?, to4(&g)?).into_dyn(), &input_shape(0))?]
             }

@@ -68,6 +68,10 @@ pub struct Explainer {
     /// Whether an explanation computes its denominators on a second thread (see
     /// [`Explainer::set_parallel`]).
     parallel: bool,
+    /// The explainer over the same model with its BatchNorm layers kept apart from the
+    /// convolutions, for composites with [`Composite::raw_batchnorm`]. It reads the same
+    /// activations: the two graphs number their nodes alike.
+    raw_batchnorm: Option<Box<Explainer>>,
 }
 
 /// Σ of a tensor in f64, over eight running sums so that the loop vectorises.
@@ -93,6 +97,17 @@ fn reshape(a: ArrayD<f32>, shape: &[usize]) -> Result<ArrayD<f32>> {
 fn to4(a: &ArrayD<f32>) -> Result<ndarray::ArrayView4<'_, f32>> {
     let v = if a.ndim() == 3 { a.view().insert_axis(Axis(0)) } else { a.view() };
     v.into_dimensionality().map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// Applies `f(value, channel)` to every element of `a`, the channel being its index on axis 1.
+fn per_channel(a: &mut ArrayD<f32>, f: impl Fn(f32, usize) -> f32) -> Result<()> {
+    if a.ndim() < 2 {
+        return Err(Error::Internal(format!("per-channel operation on shape {:?}", a.shape())));
+    }
+    for (c, mut lane) in a.axis_iter_mut(Axis(1)).enumerate() {
+        lane.mapv_inplace(|v| f(v, c));
+    }
+    Ok(())
 }
 
 /// The value of node `k` (of shape `shape`), or an error if the forward pass did not keep it.
@@ -124,7 +139,26 @@ impl Explainer {
     fn build(graph: Arc<LayerGraph>, plan: Option<ForwardPlan>) -> Self {
         let residuals = Self::find_residuals(&graph);
         let first_weighted = graph.nodes.iter().position(|n| matches!(n.layer, Layer::Conv { .. }));
-        Explainer { graph, plan, residuals, first_weighted, shared: Arc::default(), scope: None, parallel: false }
+        Explainer {
+            graph,
+            plan,
+            residuals,
+            first_weighted,
+            shared: Arc::default(),
+            scope: None,
+            parallel: false,
+            raw_batchnorm: None,
+        }
+    }
+
+    /// The same explainer, with `raw` (this graph with its BatchNorm layers kept apart, node for
+    /// node) used by composites with [`Composite::raw_batchnorm`]. A `raw` graph with another
+    /// node count cannot be that, and is ignored.
+    pub fn with_raw_batchnorm(mut self, raw: Arc<LayerGraph>) -> Self {
+        if raw.nodes.len() == self.graph.nodes.len() {
+            self.raw_batchnorm = Some(Box::new(Self::build(raw, None)));
+        }
+        self
     }
 
     /// With `true`, an LRP explanation computes the denominators of its weighted layers on a
@@ -135,6 +169,9 @@ impl Explainer {
     /// exactly as on one thread, only elsewhere.
     pub fn set_parallel(&mut self, on: bool) {
         self.parallel = on && cfg!(feature = "threads");
+        if let Some(raw) = &mut self.raw_batchnorm {
+            raw.set_parallel(on);
+        }
     }
 
     /// The layer graph.

@@ -35,6 +35,11 @@ impl Explainer {
         if acts.values.len() != self.graph.nodes.len() {
             return Err(Error::param("activations", "they belong to another model"));
         }
+        if let (Method::Lrp { composite, .. }, Some(raw)) = (method, &mut self.raw_batchnorm) {
+            if composite.raw_batchnorm {
+                return raw.explain(acts, target, start, method);
+            }
+        }
         let target = self.resolve_target(acts, target)?;
         self.shared.scope_denominators(acts.id);
         self.scope = Some(acts.id);
@@ -198,7 +203,12 @@ impl Explainer {
                 let out = self.propagate_weighted(i, &x, &rr, rule, stab, composite.conserve)?;
                 vec![reshape(out, &input_shape(0))?]
             }
-            Layer::Const { .. } | Layer::Softmax | Layer::Reshape | Layer::Permute(_) | Layer::Subsample { .. } => {
+            Layer::Const { .. }
+            | Layer::BatchNorm { .. }
+            | Layer::Softmax
+            | Layer::Reshape
+            | Layer::Permute(_)
+            | Layer::Subsample { .. } => {
                 vec![self.route_back(i, r)?]
             }
             Layer::MaxPool(g) => {
