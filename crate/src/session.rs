@@ -9,7 +9,8 @@ use ndarray::{Array2, Array3, ArrayD};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::lrp::{Activations, Explainer, Explanation, Target};
+use crate::composite::Composite;
+use crate::lrp::{Activations, Explainer, Explanation, Method, Target};
 use crate::metrics::{self, InsDel, InsDelConfig, Masker, Progress, Runner};
 use crate::model::{BatchPlan, Model};
 use crate::preprocess::Preprocess;
@@ -46,6 +47,30 @@ pub struct Explained {
     pub explanation: Explanation,
     /// Relevance summed over the channels, heat-quantized as asked.
     pub map: Array2<f32>,
+    /// For LRP: what the composite did with the model's BatchNorm ([`batchnorm_note`]).
+    pub batchnorm: Option<String>,
+}
+
+/// What `composite` does with `model`'s BatchNorm, in one sentence: whether the file keeps
+/// `BatchNormalization` nodes (so that the authors' rule on the raw convolution weights can be
+/// applied) or not (BatchNorm, if the network had it, was folded at export).
+pub fn batchnorm_note(model: &Model, composite: &Composite) -> String {
+    let kept = model.raw_batchnorm_graph().map_or(0, |g| g.batchnorms());
+    match (kept, composite.raw_batchnorm) {
+        (0, true) => "No BatchNorm nodes in the file: if the network had BatchNorm, it was folded into the \
+                      convolutions at export, and z⁺ acts on the folded weights (where a BatchNorm scale is \
+                      negative that is not the authors' rule; export with BatchNorm kept to get it)."
+            .into(),
+        (0, false) => "No BatchNorm nodes in the file.".into(),
+        (n, true) => format!(
+            "BatchNorm kept in the file ({n} layers): z⁺ acts on the raw convolution weights and BatchNorm \
+             passes relevance, as in the authors' code."
+        ),
+        (n, false) => format!(
+            "BatchNorm kept in the file ({n} layers), folded into the convolutions first: the same map as \
+             from an export with BatchNorm folded."
+        ),
+    }
 }
 
 /// Insertion and deletion curves of one ranking of the current photo.
@@ -227,7 +252,11 @@ impl Session {
         let current = self.current.as_ref().ok_or_else(no_input)?;
         let explanation = self.explainer.explain(&current.acts, request.target, request.start, method)?;
         let map = crate::heatmap::map(&explanation.relevance, self.model.input(), request.quantize)?;
-        Ok(Explained { explanation, map })
+        let batchnorm = match method {
+            Method::Lrp { composite, .. } => Some(batchnorm_note(&self.model, composite)),
+            _ => None,
+        };
+        Ok(Explained { explanation, map, batchnorm })
     }
 
     /// The insertion and deletion curves of the current photo for `request`'s ranking (the

@@ -65,6 +65,8 @@ pub fn use_thread_pool() -> Result<usize, JsError> {
 struct ModelInfo<'a> {
     input: &'a crate::InputSpec,
     num_classes: usize,
+    /// BatchNorm layers the file keeps apart from its convolutions (0: none, or folded at export).
+    batchnorm_kept: usize,
     layers: Vec<LayerInfo<'a>>,
 }
 
@@ -86,6 +88,8 @@ struct ExplainSummary<'a> {
     blocks: &'a [BlockEntry],
     width: usize,
     height: usize,
+    /// What the composite did with the model's BatchNorm (LRP only).
+    batchnorm: Option<&'a str>,
 }
 
 fn options<T: Default + for<'de> Deserialize<'de>>(v: &JsValue) -> Result<T, JsError> {
@@ -158,6 +162,7 @@ impl WasmExplainer {
         to_js(&ModelInfo {
             input: model.input(),
             num_classes: g.num_classes(),
+            batchnorm_kept: model.raw_batchnorm_graph().map_or(0, |g| g.batchnorms()),
             layers: g
                 .nodes
                 .iter()
@@ -208,6 +213,7 @@ impl WasmExplainer {
             blocks: &e.blocks,
             width,
             height,
+            batchnorm: out.batchnorm.as_deref(),
         })?;
         self.map = Some(out.map.iter().copied().collect());
         self.relevance = Some(out.explanation.relevance);

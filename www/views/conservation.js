@@ -70,6 +70,8 @@ export function render(s, options) {
   }
   rel.className = conserving ? (s.conservationError <= 1e-4 ? 'good' : 'warn') : '';
   $('conservation-note').textContent = note(s, options);
+  // what the composite did with the model's BatchNorm (LRP only)
+  $('batchnorm-note').textContent = s.batchnorm ?? '';
   renderBlocks(s.blocks);
   renderLedger(s.ledger);
 }
@@ -79,6 +81,7 @@ export function reset() {
   $('relative-error').className = '';
   delete $('relative-error').dataset.value;
   $('conservation-note').textContent = '';
+  $('batchnorm-note').textContent = '';
   $('blocks-table').replaceChildren();
   $('ledger-table').replaceChildren();
 }

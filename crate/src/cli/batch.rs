@@ -62,6 +62,7 @@ fn one(
         "input_relevance_sum": e.input_relevance_sum(),
         "conservation_error": e.conservation_error(),
         "method": method_json(request),
+        "batchnorm": explained.batchnorm,
         "overlay": png.display().to_string(),
         "relevance": npy.display().to_string(),
     }))

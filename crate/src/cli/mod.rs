@@ -132,6 +132,16 @@ pub(crate) fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
 fn info(path: &Path) -> Result<()> {
     let model = read_model(path)?;
     println!("input: {:?}", model.input());
+    match model.raw_batchnorm_graph().map_or(0, |g| g.batchnorms()) {
+        0 => println!(
+            "batchnorm: no BatchNormalization nodes after convolutions (folded at export, if the network had \
+             any): composite `reference` applies z+ to the folded weights"
+        ),
+        n => println!(
+            "batchnorm: {n} BatchNormalization nodes kept after convolutions: `reference` applies z+ to the raw \
+             weights (BatchNorm passes relevance, as the authors); the other composites fold them first"
+        ),
+    }
     for (i, n) in model.graph().nodes.iter().enumerate() {
         println!("{i:4} {:12} {:?} <- {:?}  {}", n.layer.kind(), n.shape, n.inputs, n.name);
     }
@@ -256,6 +266,7 @@ fn explain(a: ExplainArgs) -> Result<()> {
             "input_relevance_sum": e.input_relevance_sum(),
             "conservation_error": e.conservation_error(),
             "method": method_json(&request),
+            "batchnorm": out.batchnorm,
             "logits": prediction.logits,
             "probabilities": prediction.probabilities,
             "blocks": e.blocks,
@@ -271,6 +282,9 @@ fn explain(a: ExplainArgs) -> Result<()> {
             e.input_relevance_sum(),
             e.conservation_error()
         );
+        if let Some(note) = &out.batchnorm {
+            println!("{note}");
+        }
     }
     Ok(())
 }
