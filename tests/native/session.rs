@@ -305,3 +305,30 @@ fn cli_explains_a_directory_image_by_image() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Every LRP explanation says what its composite did with the model's BatchNorm, and the four
+/// cases (file keeps BatchNorm or not × composite uses raw weights or not) read differently.
+#[test]
+fn explanations_say_how_batchnorm_was_treated() {
+    let dir = root().join("tests/fixtures");
+    let mut notes = Vec::new();
+    for file in ["basic_neg_bn", "basic_neg_folded"] {
+        let mut session = Session::from_onnx_bytes(&std::fs::read(dir.join(format!("{file}.onnx"))).unwrap()).unwrap();
+        session.set_input(read_npy(dir.join(format!("{file}.input.npy"))).unwrap()).unwrap();
+        for composite in ["reference", "conserving"] {
+            let method = Method::Lrp {
+                composite: Composite::by_name(composite, Preprocess::default().bounds()).unwrap(),
+                variant: Variant::FlowsSkip,
+            };
+            let note = session.explain(&request(Some(method), 0)).unwrap().batchnorm.unwrap();
+            notes.push((file, composite, note));
+        }
+        let gradient = session.explain(&request(Some(Method::GradientTimesInput), 0)).unwrap();
+        assert!(gradient.batchnorm.is_none(), "{file}: gradient uses no LRP rule");
+    }
+    let has = |i: usize, words: &str| assert!(notes[i].2.contains(words), "{:?} lacks `{words}`", notes[i]);
+    has(0, "kept in the file (10 layers): z⁺ acts on the raw convolution weights");
+    has(1, "kept in the file (10 layers), folded into the convolutions first");
+    has(2, "No BatchNorm nodes in the file: if the network had BatchNorm");
+    assert_eq!(notes[3].2, "No BatchNorm nodes in the file.");
+}
