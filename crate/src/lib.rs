@@ -42,7 +42,7 @@
 //! | kernels | [`conv`], [`pool`] | convolutions on tract's kernels; pooling windows |
 //! | engine | [`lrp`] | the forward pass that keeps what LRP reads, and the relevance sweep |
 //! | input | [`preprocess`], [`model`] | image → input tensor; ONNX bytes → model (the one guarded load pipeline) |
-//! | outputs | [`heatmap`], [`metrics`] | maps from relevance; insertion / deletion / ID |
+//! | outputs | [`heatmap`], [`metrics`], [`stats`] | maps from relevance; insertion / deletion / ID; their statistics over images |
 //! | application | [`request`], [`session`] | names → typed choices; a model plus the current input → predictions, explanations, evaluations |
 //! | adapters | `wasm` (browser), the `resnet-lrp` binary (CLI), [`image_io`] (native files) | thin: parse, call [`session`], print or serialise |
 //!
@@ -68,6 +68,7 @@ pub mod request;
 pub mod rules;
 pub mod session;
 pub mod split;
+pub mod stats;
 
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;

@@ -91,10 +91,10 @@ pub fn random_map(height: usize, width: usize, seed: u64) -> Array2<f32> {
 }
 
 /// SplitMix64 (Steele, Lea, Flood 2014): a small, well-mixed 64-bit generator.
-struct SplitMix64(u64);
+pub(crate) struct SplitMix64(pub(crate) u64);
 
 impl SplitMix64 {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);

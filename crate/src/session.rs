@@ -8,8 +8,8 @@ use std::sync::atomic::AtomicBool;
 use ndarray::{Array2, Array3, ArrayD};
 use serde::Serialize;
 
-use crate::error::{Error, Result};
 use crate::composite::Composite;
+use crate::error::{Error, Result};
 use crate::lrp::{Activations, Explainer, Explanation, Method, Target};
 use crate::metrics::{self, InsDel, InsDelConfig, Masker, Progress, Runner};
 use crate::model::{BatchPlan, Model};

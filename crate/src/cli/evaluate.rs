@@ -1,7 +1,8 @@
 //! `resnet-lrp evaluate`: the paper's Insertion, Deletion and ID over a directory of images, one
 //! [`Session::evaluate`] per image and method, printed as a table and optionally a CSV.
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -10,6 +11,7 @@ use resnet_lrp::metrics::{self, InsDelConfig};
 use resnet_lrp::model::BatchPlan;
 use resnet_lrp::request::{ExplainRequest, MethodName};
 use resnet_lrp::session::{Evaluation, Session};
+use resnet_lrp::stats::{self, BOOTSTRAP_RESAMPLES};
 use resnet_lrp::{Error, Result, Start, Target};
 
 use super::{list_images, read_model, PreprocessArgs, RuleArgs};
@@ -51,7 +53,8 @@ pub(super) struct EvaluateArgs {
     /// Patch size in pixels; a patch scores the maximum of the map inside it.
     #[arg(long, default_value_t = metrics::DEFAULT_BLOCK)]
     block: usize,
-    /// Seed of the random baseline (image k uses seed + k).
+    /// Seed of the random baseline (the k-th image of the directory in file-name order uses seed + k,
+    /// in a shard too).
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Images per forward pass of the curves (a second tract plan with that batch; 1 = none).
@@ -64,6 +67,73 @@ pub(super) struct EvaluateArgs {
     /// Evaluate at most this many images.
     #[arg(long)]
     limit: Option<usize>,
+    /// Ground truth: a CSV with a header row holding the columns `file` (an image's file name)
+    /// and `class` (its class index); other columns are ignored. Each image is then scored for
+    /// its labelled class (as the authors do), whatever `--target` says.
+    #[arg(long)]
+    labels: Option<PathBuf>,
+    /// `K/N`: evaluate only every N-th image (in file-name order) from the K-th (0-based), so
+    /// that N jobs together cover the directory; join their CSVs with `resnet-lrp merge`.
+    #[arg(long)]
+    shard: Option<Shard>,
+}
+
+/// One of `n` interleaved parts of a directory: the images at positions `k`, `k + n`, ….
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Shard {
+    k: usize,
+    n: usize,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Shard> {
+        let bad = || Error::param("shard", format!("`{s}` is not K/N with 0 ≤ K < N"));
+        let (k, n) = s.split_once('/').ok_or_else(bad)?;
+        let (k, n) = (k.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+        if k < n {
+            Ok(Shard { k, n })
+        } else {
+            Err(bad())
+        }
+    }
+}
+
+/// `resnet-lrp merge`: joins the CSVs of `evaluate` runs (shards) into one and prints the table.
+#[derive(clap::Args)]
+pub(super) struct MergeArgs {
+    /// CSV files written by `evaluate --csv` (for instance one per shard).
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Write the joined CSV here.
+    #[arg(long)]
+    csv: Option<PathBuf>,
+}
+
+/// The labelled class of every file of a labels CSV.
+fn read_labels(path: &Path) -> Result<HashMap<String, usize>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let bad = |line: usize, why: String| Error::param("labels", format!("{} line {line}: {why}", path.display()));
+    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+    let (_, header) = lines.next().ok_or_else(|| bad(1, "the file is empty".into()))?;
+    let columns: Vec<&str> = header.split(',').map(str::trim).collect();
+    let col = |name: &str| {
+        columns.iter().position(|c| *c == name).ok_or_else(|| bad(1, format!("no column `{name}` in the header")))
+    };
+    let (file, class) = (col("file")?, col("class")?);
+    let mut out = HashMap::new();
+    for (i, line) in lines {
+        let cells: Vec<&str> = line.split(',').map(str::trim).collect();
+        let (Some(f), Some(c)) = (cells.get(file), cells.get(class)) else {
+            return Err(bad(i + 1, format!("{} columns, the header has {}", cells.len(), columns.len())));
+        };
+        let c = c.parse().map_err(|_| bad(i + 1, format!("class `{c}` is not a class index")))?;
+        if out.insert(f.to_string(), c).is_some() {
+            return Err(bad(i + 1, format!("`{f}` is labelled twice")));
+        }
+    }
+    Ok(out)
 }
 
 /// Per method: one entry per image.
@@ -90,22 +160,21 @@ impl MethodStats {
 
 /// Mean and standard error of the mean.
 fn mean_se(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let mean = v.iter().sum::<f64>() / n;
-    if v.len() < 2 {
-        return (mean, f64::NAN);
-    }
-    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    (mean, (var / n).sqrt())
+    let s = stats::summarize(v);
+    (s.mean, s.se)
 }
 
+/// The CSV header; `merge` reads the columns `image`, `method`, `insertion`, `deletion`, `id`.
+const CSV_HEADER: &str = "image,method,target,probability,insertion,deletion,id,forward_passes,explain_ms,curves_ms,\
+                          insertion_first_kept,insertion_curve,deletion_curve,label\n";
+
 /// One CSV row.
-fn csv_row(image: &str, label: &str, r: &Evaluation) -> String {
+fn csv_row(image: &str, label: &str, r: &Evaluation, truth: Option<usize>) -> String {
     let join = |v: &[f32]| v.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(" ");
     let ms = |d: Option<Duration>| d.unwrap_or_default().as_secs_f64() * 1e3;
     let (ins, del) = (&r.curves.insertion, &r.curves.deletion);
     format!(
-        "{image},{label},{},{},{},{},{},{},{:.1},{:.1},{:.4},{},{}\n",
+        "{image},{label},{},{},{},{},{},{},{:.1},{:.1},{:.4},{},{},{}\n",
         r.target,
         r.probability,
         ins.auc,
@@ -116,7 +185,8 @@ fn csv_row(image: &str, label: &str, r: &Evaluation) -> String {
         ms(r.curves_time),
         ins.kept[0] as f64 / r.pixels as f64,
         join(&ins.probabilities),
-        join(&del.probabilities)
+        join(&del.probabilities),
+        truth.map_or_else(String::new, |c| c.to_string())
     )
 }
 
@@ -138,8 +208,24 @@ pub(super) fn run(a: EvaluateArgs) -> Result<()> {
     }
     let cfg = InsDelConfig { block_size: a.block, step: a.step };
     cfg.validate()?;
-    let mut images = list_images(&a.images)?;
+    // (position in the whole directory, path): the random baseline's seed follows the position,
+    // so that a shard draws what the whole run draws for its images
+    let mut images: Vec<(usize, PathBuf)> = list_images(&a.images)?.into_iter().enumerate().collect();
+    if let Some(Shard { k, n }) = a.shard {
+        images = images.into_iter().skip(k).step_by(n).collect();
+    }
     images.truncate(a.limit.unwrap_or(usize::MAX));
+    let labels = a.labels.as_deref().map(read_labels).transpose()?;
+    let truths = images
+        .iter()
+        .map(|(_, p)| {
+            let Some(labels) = &labels else { return Ok(None) };
+            let name = p.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+            labels.get(&name).copied().map(Some).ok_or_else(|| {
+                Error::param("labels", format!("`{name}` has no row in {}", a.labels.as_deref().unwrap_or(p).display()))
+            })
+        })
+        .collect::<Result<Vec<Option<usize>>>>()?;
     if a.batch > 1 {
         let bytes = std::fs::read(&a.model).map_err(|e| Error::io(&a.model, e))?;
         match BatchPlan::from_onnx_bytes(session.model(), &bytes, a.batch) {
@@ -151,10 +237,7 @@ pub(super) fn run(a: EvaluateArgs) -> Result<()> {
         a.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get));
     session.set_threads(threads);
 
-    let mut csv = String::from(
-        "image,method,target,probability,insertion,deletion,id,forward_passes,explain_ms,curves_ms,\
-         insertion_first_kept,insertion_curve,deletion_curve\n",
-    );
+    let mut csv = String::from(CSV_HEADER);
     let mut stats: Vec<MethodStats> = requests.iter().map(|_| MethodStats::default()).collect();
     let mut forward_time = Duration::ZERO;
     let bar = ProgressBar::new((images.len() * requests.len()) as u64);
@@ -162,7 +245,7 @@ pub(super) fn run(a: EvaluateArgs) -> Result<()> {
         ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed_precise} < {eta_precise}]")
             .expect("static template"),
     );
-    for (k, path) in images.iter().enumerate() {
+    for (k, (position, path)) in images.iter().enumerate() {
         let name = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
         let img = image_io::read_image(path)?;
         let t0 = Instant::now();
@@ -170,10 +253,11 @@ pub(super) fn run(a: EvaluateArgs) -> Result<()> {
         forward_time += t0.elapsed();
         for ((label, request), st) in a.methods.iter().zip(&requests).zip(stats.iter_mut()) {
             bar.set_message(format!("{name} {label}"));
-            let request = ExplainRequest { seed: a.seed.wrapping_add(k as u64), ..request.clone() };
+            let target = truths[k].map_or(request.target, Target::Class);
+            let request = ExplainRequest { seed: a.seed.wrapping_add(*position as u64), target, ..request.clone() };
             let r = session.evaluate(&request, &cfg, None, None)?;
             st.add(&r);
-            csv.push_str(&csv_row(&name, label.name(), &r));
+            csv.push_str(&csv_row(&name, label.name(), &r, truths[k]));
             bar.inc(1);
         }
     }
@@ -181,6 +265,13 @@ pub(super) fn run(a: EvaluateArgs) -> Result<()> {
     let passes: usize = stats.iter().map(|s| s.passes).sum();
     print_table(&a, &stats, images.len(), threads, passes, forward_time, session.batch_plan());
     println!("mean ± standard error over images; total {:.1} s", started.elapsed().as_secs_f64());
+    let scores: Vec<(String, Scores)> = a
+        .methods
+        .iter()
+        .zip(&stats)
+        .map(|(m, st)| (m.name().to_string(), [st.insertion.clone(), st.deletion.clone(), st.id.clone()]))
+        .collect();
+    print_statistics(&scores)?;
     if let Some(p) = &a.csv {
         std::fs::write(p, csv).map_err(|e| Error::io(p, e))?;
     }
@@ -197,9 +288,10 @@ fn print_table(
     batch: Option<&BatchPlan>,
 ) {
     let ranking = if a.quantize > 1 { format!("heat-quantized ({} levels)", a.quantize) } else { "raw".to_string() };
-    let target = match a.target {
-        Target::Top1 => "top1".to_string(),
-        Target::Class(c) => c.to_string(),
+    let target = match (a.target, &a.labels) {
+        (_, Some(path)) => format!("the labelled class ({})", path.display()),
+        (Target::Top1, None) => "top1".to_string(),
+        (Target::Class(c), None) => c.to_string(),
     };
     println!(
         "{}: {n} images, target {target}, composite {}, ranking {ranking}, step {}, block {}",
@@ -240,4 +332,139 @@ fn print_table(
         );
     }
     println!();
+}
+
+/// Per method, one score per image for Insertion, Deletion and ID (in that order), the images in
+/// the same order for every method.
+type Scores = [Vec<f64>; 3];
+
+/// Mean with its 95 % interval per method and measure, then the paired difference of
+/// `flows_skip` against every other method on the same images with its paired bootstrap
+/// interval (all in %).
+fn print_statistics(scores: &[(String, Scores)]) -> Result<()> {
+    let measures = ["Insertion ↑", "Deletion ↓", "ID ↑"];
+    let pct = |v: f64| format!("{:.2}", 100.0 * v);
+    println!("| {:<18} | {:>26} | {:>26} | {:>26} |", "method (95 % CI)", measures[0], measures[1], measures[2]);
+    println!("|{:-<20}|{:->28}|{:->28}|{:->28}|", ":", ":", ":", ":");
+    for (name, s) in scores {
+        let cells: Vec<String> = s
+            .iter()
+            .map(|v| {
+                let t = stats::summarize(v);
+                if t.se.is_nan() {
+                    pct(t.mean)
+                } else {
+                    format!("{} [{}, {}]", pct(t.mean), pct(t.low), pct(t.high))
+                }
+            })
+            .collect();
+        println!("| {:<18} | {:>26} | {:>26} | {:>26} |", name, cells[0], cells[1], cells[2]);
+    }
+    let Some((_, ours)) = scores.iter().find(|(n, _)| n == "flows_skip") else { return Ok(()) };
+    println!();
+    println!(
+        "| {:<18} | {:>26} | {:>26} | {:>26} |",
+        "flows_skip − method",
+        format!("Δ {}", measures[0]),
+        format!("Δ {}", measures[1]),
+        format!("Δ {}", measures[2])
+    );
+    println!("|{:-<20}|{:->28}|{:->28}|{:->28}|", ":", ":", ":", ":");
+    for (name, other) in scores.iter().filter(|(n, _)| n != "flows_skip") {
+        let mut cells = Vec::new();
+        for (m, (a, b)) in ours.iter().zip(other).enumerate() {
+            let d = stats::paired_bootstrap(a, b, BOOTSTRAP_RESAMPLES, m as u64)?;
+            cells.push(format!("{:+.2} [{:+.2}, {:+.2}]", 100.0 * d.mean, 100.0 * d.low, 100.0 * d.high));
+        }
+        println!("| {:<18} | {:>26} | {:>26} | {:>26} |", name, cells[0], cells[1], cells[2]);
+    }
+    println!("means over images with Student-t 95 % intervals; differences paired by image, {BOOTSTRAP_RESAMPLES} bootstrap resamples (percentile interval)");
+    Ok(())
+}
+
+/// Joins `evaluate` CSVs: the same header in every file, each (image, method) once; prints the
+/// statistics and writes the joined rows (sorted by image, methods in first-seen order).
+pub(super) fn merge(a: MergeArgs) -> Result<()> {
+    let bad = |p: &Path, why: String| Error::param("merge", format!("{}: {why}", p.display()));
+    let mut header: Option<String> = None;
+    let mut rows: Vec<(String, String, String)> = Vec::new(); // image, method, line
+    for path in &a.inputs {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+        let head = lines.next().ok_or_else(|| bad(path, "empty file".into()))?;
+        match &header {
+            Some(h) if h != head => return Err(bad(path, "its header differs from the first file's".into())),
+            Some(_) => {}
+            None => header = Some(head.to_string()),
+        }
+        for line in lines {
+            let mut cells = line.splitn(3, ',');
+            let (Some(image), Some(method)) = (cells.next(), cells.next()) else {
+                return Err(bad(path, format!("row `{line}` has no image and method")));
+            };
+            rows.push((image.to_string(), method.to_string(), line.to_string()));
+        }
+    }
+    let header = header.unwrap_or_default();
+    let columns: Vec<&str> = header.split(',').collect();
+    let col = |name: &str| {
+        columns.iter().position(|c| *c == name).ok_or_else(|| bad(&a.inputs[0], format!("no column `{name}`")))
+    };
+    let idx = [col("insertion")?, col("deletion")?, col("id")?];
+    let mut methods: Vec<String> = Vec::new();
+    for (_, m, _) in &rows {
+        if !methods.contains(m) {
+            methods.push(m.clone());
+        }
+    }
+    rows.sort_by(|x, y| {
+        x.0.cmp(&y.0).then(methods.iter().position(|m| *m == x.1).cmp(&methods.iter().position(|m| *m == y.1)))
+    });
+    if let Some(w) = rows.windows(2).find(|w| w[0].0 == w[1].0 && w[0].1 == w[1].1) {
+        return Err(Error::param("merge", format!("image `{}` has two rows for `{}`", w[0].0, w[0].1)));
+    }
+    let images: Vec<&str> = {
+        let mut v: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+        v.dedup();
+        v
+    };
+    let mut scores: Vec<(String, Scores)> = Vec::new();
+    for m in &methods {
+        let mine: Vec<&(String, String, String)> = rows.iter().filter(|r| &r.1 == m).collect();
+        if mine.len() != images.len() {
+            return Err(Error::param(
+                "merge",
+                format!(
+                    "method `{m}` has {} of the {} images: pairing needs every method on every image",
+                    mine.len(),
+                    images.len()
+                ),
+            ));
+        }
+        let mut s: Scores = Default::default();
+        for r in mine {
+            let cells: Vec<&str> = r.2.split(',').collect();
+            for (k, &c) in idx.iter().enumerate() {
+                let v = cells.get(c).and_then(|v| v.parse::<f64>().ok()).ok_or_else(|| {
+                    Error::param(
+                        "merge",
+                        format!("image `{}` method `{m}`: column {} is not a number", r.0, columns[c]),
+                    )
+                })?;
+                s[k].push(v);
+            }
+        }
+        scores.push((m.clone(), s));
+    }
+    println!("{} images, {} methods, from {} files", images.len(), methods.len(), a.inputs.len());
+    print_statistics(&scores)?;
+    if let Some(p) = &a.csv {
+        let mut out = format!("{header}\n");
+        for r in &rows {
+            out.push_str(&r.2);
+            out.push('\n');
+        }
+        std::fs::write(p, out).map_err(|e| Error::io(p, e))?;
+    }
+    Ok(())
 }

@@ -30,6 +30,8 @@ enum Command {
     Explain(Box<ExplainArgs>),
     /// Insertion, Deletion and ID of several methods over a directory of images (the paper's protocol).
     Evaluate(Box<evaluate::EvaluateArgs>),
+    /// Join the CSVs of several `evaluate` runs (shards) and print their statistics.
+    Merge(evaluate::MergeArgs),
     /// Print the model's input and layer graph.
     Info {
         /// ONNX model.
@@ -98,6 +100,7 @@ pub fn run() -> Result<()> {
         Command::Info { model } => info(&model),
         Command::Explain(args) => explain(*args),
         Command::Evaluate(args) => evaluate::run(*args),
+        Command::Merge(args) => evaluate::merge(args),
     }
 }
 
