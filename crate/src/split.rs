@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+/// ε of the signed split's stabiliser: zennit's default for its `Norm` rule.
+pub const NORM_EPSILON: f32 = 1e-6;
+
 /// How relevance is split at one residual addition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -20,7 +23,10 @@ pub enum Split {
     Half,
     /// Everything to the main branch.
     MainOnly,
-    /// Signed proportional `s / (s + m)` (conventional LRP), stabilised by a tiny ε.
+    /// Signed proportional `s / (s + m)` (conventional LRP: zennit's `Norm` rule on the sum),
+    /// the denominator stabilised as zennit does, `y + ((y = 0) + sign y) · 10⁻⁶`. Does not
+    /// conserve exactly: `y / (y ± 10⁻⁶)` of the relevance goes on, and where `s = −m ≠ 0` the two
+    /// shares are large and opposite.
     Signed,
 }
 
@@ -95,11 +101,10 @@ impl Split {
             Split::Half => 0.5,
             Split::MainOnly => 0.0,
             Split::Signed => {
+                // zennit's Norm rule on the sum: y + ((y == 0) + sign y)·ε, so y = 0 counts as
+                // positive (and -0.0 too, which `copysign` would not do)
                 let y = s + m;
-                if y == 0.0 {
-                    return (0.5 * r, 0.5 * r);
-                }
-                let d = y + 1e-9f32.copysign(y);
+                let d = if y >= 0.0 { y + NORM_EPSILON } else { y - NORM_EPSILON };
                 return (s / d * r, m / d * r);
             }
         };

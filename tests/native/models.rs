@@ -12,7 +12,7 @@ pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
-fn fixture(name: &str) -> (Model, ArrayD<f32>) {
+pub fn fixture(name: &str) -> (Model, ArrayD<f32>) {
     let dir = root().join("tests/fixtures");
     let bytes = std::fs::read(dir.join(format!("{name}.onnx"))).unwrap();
     let model = Model::from_onnx_bytes(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -22,11 +22,11 @@ fn fixture(name: &str) -> (Model, ArrayD<f32>) {
 
 const FIXTURES: [&str; 5] = ["basic_bn", "basic_folded", "basic_opset18", "bottleneck_bn", "bottleneck_nhwc"];
 
-fn lrp(composite: &str, variant: Variant) -> Method {
+pub fn lrp(composite: &str, variant: Variant) -> Method {
     Method::Lrp { composite: Composite::by_name(composite, (vec![-2.0], vec![2.0])).unwrap(), variant }
 }
 
-fn rel_close(a: &[f32], b: &[f32], tol: f64) -> Result<(), String> {
+pub fn rel_close(a: &[f32], b: &[f32], tol: f64) -> Result<(), String> {
     assert_eq!(a.len(), b.len());
     let scale = b.iter().fold(0f64, |m, v| m.max(v.abs() as f64)).max(1e-12);
     for (i, (x, y)) in a.iter().zip(b).enumerate() {
