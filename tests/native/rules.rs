@@ -233,6 +233,75 @@ fn conserving_fallback_loses_nothing_where_z_is_zero() {
     assert_eq!(lost.sum(), 0.0);
 }
 
+/// Naive `conserving` z⁺ for one layer, in f64, from the formulas: where `z_j = Σ a⁺w⁺ + a⁻w⁻`
+/// is non-zero the z⁺ rule; where it is zero, `r_j` in proportion to the positive weights of
+/// output `j`'s connections, and where those are all zero too, evenly over its connections
+/// (padding excluded: [`connections`] lists only in-bounds inputs).
+fn naive_conserving_zplus(g: &ConvGeometry, w: &[f32], a: &[f32], r: &[f32]) -> Vec<f64> {
+    let conns = connections(g);
+    let contrib = |i: usize, k: usize| {
+        let (x, w) = (a[i] as f64, w[k] as f64);
+        x.max(0.0) * w.max(0.0) + x.min(0.0) * w.min(0.0)
+    };
+    let (mut z, mut wplus, mut count) = (vec![0.0f64; r.len()], vec![0.0f64; r.len()], vec![0.0f64; r.len()]);
+    for &(i, j, k) in &conns {
+        z[j] += contrib(i, k);
+        wplus[j] += (w[k] as f64).max(0.0);
+        count[j] += 1.0;
+    }
+    let mut out = vec![0.0f64; a.len()];
+    for &(i, j, k) in &conns {
+        let rj = r[j] as f64;
+        out[i] += if z[j] != 0.0 {
+            contrib(i, k) / z[j] * rj
+        } else if wplus[j] > 0.0 {
+            (w[k] as f64).max(0.0) / wplus[j] * rj
+        } else {
+            rj / count[j]
+        };
+    }
+    out
+}
+
+/// The flat fallback against its naive twin on a layer that reaches all three cases: outputs
+/// with z > 0 (the z⁺ rule), outputs with z = 0 over zero inputs (first stage, over W⁺) and an
+/// output channel whose weights are all ≤ 0, so that W⁺ ≡ 0 and, the input being ≥ 0, z = 0
+/// everywhere: its relevance reaches the second stage (weights replaced by ones).
+#[test]
+fn flat_fallback_matches_its_naive_twin() {
+    let g = geometry((3, 4, 1), 6, (3, 2, 1), (1, 1));
+    let mut rng = Lcg(11);
+    let mut w = rng.array(&g.kernel_shape());
+    w.index_axis_mut(ndarray::Axis(0), 2).mapv_inplace(|v| -v.abs());
+    // post-ReLU input, zero on its left half: outputs whose window lies there have z = 0
+    let mut a = rng.array(&g.input_shape()).mapv(|v| v.max(0.0));
+    a.slice_axis_mut(ndarray::Axis(3), ndarray::Slice::from(..4)).fill(0.0);
+    let r = rng.array(&g.output_shape()).mapv(f32::abs);
+    let mut ex = single_layer(&g, w.clone(), vec![0.0; g.c_out]);
+    let conserving = Stabilizer { epsilon: 0.0, signed: false };
+    let got = ex.propagate_weighted(1, &a, &r, &Rule::ZPlus, conserving, true).unwrap();
+    let want = naive_conserving_zplus(&g, w.as_slice().unwrap(), a.as_slice().unwrap(), r.as_slice().unwrap());
+    // sums of at most 3·3·3 = 27 terms in f32: ≈ 1e-6 relative; a wrong stage or a wrong
+    // receptive field (padding counted) moves whole outputs' shares by ≥ 1e-2
+    let scale = want.iter().fold(0f64, |m, v| m.max(v.abs()));
+    for (k, (g_, w_)) in got.iter().zip(&want).enumerate() {
+        assert!((*g_ as f64 - w_).abs() <= 1e-5 * scale, "element {k}: {g_} vs {w_}");
+    }
+    // the naive twin conserves by construction; the engine must too, and all three cases occur
+    let (si, so) = (got.sum() as f64, r.sum() as f64);
+    assert!((si - so).abs() <= 1e-5 * so, "{si} vs {so}");
+    let z = |j: usize| -> f64 {
+        connections(&g)
+            .iter()
+            .filter(|c| c.1 == j)
+            .map(|&(i, _, k)| a.as_slice().unwrap()[i] as f64 * w.as_slice().unwrap()[k].max(0.0) as f64)
+            .sum()
+    };
+    let plane = g.out_hw[0] * g.out_hw[1];
+    assert!((0..r.len()).any(|j| j / plane != 2 && z(j) > 0.0), "no output with z > 0");
+    assert!((0..r.len()).any(|j| j / plane != 2 && z(j) == 0.0), "no output for the first stage");
+}
+
 #[test]
 fn invalid_rule_parameters_are_named() {
     let e = Rule::AlphaBeta { alpha: 2.0, beta: 2.0 }.validate().unwrap_err().to_string();
