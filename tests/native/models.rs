@@ -20,7 +20,17 @@ pub fn fixture(name: &str) -> (Model, ArrayD<f32>) {
     (model, x)
 }
 
-const FIXTURES: [&str; 5] = ["basic_bn", "basic_folded", "basic_opset18", "bottleneck_bn", "bottleneck_nhwc"];
+const FIXTURES: [&str; 9] = [
+    "basic_bn",
+    "basic_folded",
+    "basic_opset18",
+    "bottleneck_bn",
+    "bottleneck_nhwc",
+    "basic_neg_bn",
+    "basic_neg_folded",
+    "bottleneck_neg_bn",
+    "bottleneck_neg_folded",
+];
 
 pub fn lrp(composite: &str, variant: Variant) -> Method {
     Method::Lrp { composite: Composite::by_name(composite, (vec![-2.0], vec![2.0])).unwrap(), variant }
@@ -69,19 +79,8 @@ fn conserving_composite_conserves_for_every_variant() {
                         e.input_relevance_sum(),
                         e.start_relevance
                     );
-                    // the ledger starts at the start relevance and ends at the input
-                    let first = e.ledger.first().unwrap();
-                    assert!(
-                        (first.relevance - e.start_relevance as f64).abs() <= 1e-6 * first.relevance.abs().max(1e-6)
-                    );
-                    assert_eq!(e.ledger.last().unwrap().kind, "input");
-                    // every residual block splits without loss
-                    for b in &e.blocks {
-                        assert!(
-                            (b.shortcut + b.main - b.relevance).abs() <= 1e-4 * b.relevance.abs().max(1e-9),
-                            "{b:?}"
-                        );
-                    }
+                    // the ledger and the block splits are checked against values computed
+                    // independently in `oracle::ledgers_and_block_splits_match_the_oracle`
                 }
             }
         }

@@ -300,6 +300,14 @@ def split_ratio(variant, s, m, identity):
     raise ValueError(f"unknown variant {variant}")
 
 
+def _residual_inputs(g, n):
+    """(main branch, shortcut) of a residual Add: the main branch is the input reached through more convs."""
+    main, short = sorted((i for i in n.input if i not in g.consts), key=lambda t: g.depth[t], reverse=True)
+    if g.depth[main] == g.depth[short]:
+        raise NotImplementedError(f"{n.name}: cannot tell main branch from shortcut")
+    return main, short
+
+
 def _dense_weight(n, at, act):
     """The weight of a Gemm / MatMul as (in, out)."""
     w = act[n.input[1]]
@@ -349,10 +357,7 @@ def _backward(g, n, act, r, variant):
         ins = [i for i in n.input if i not in g.consts]
         if len(ins) == 1:  # bias add (e.g. MatMul + Add head): the bias is dropped, relevance passes
             return {ins[0]: r.reshape(act[ins[0]].shape)}
-        # residual Add: the main branch is the input reached through more convs
-        main, short = sorted(ins, key=lambda t: g.depth[t], reverse=True)
-        if g.depth[main] == g.depth[short]:
-            raise NotImplementedError(f"{n.name}: cannot tell main branch from shortcut")
+        main, short = _residual_inputs(g, n)
         identity = g.fanout.get(short, 0) > 1  # the block input itself, also consumed by the main branch
         ratio = split_ratio(variant, act[short], act[main], identity)
         return {main: ratio * r, short: (1.0 - ratio) * r}
@@ -509,8 +514,12 @@ def _sweep(g, act, rel, backward, variant):
         parts = backward(g, n, act, r, variant)
         for k, v in parts.items():
             rel[k] = rel.get(k, 0.0) + v
-        ledger.append({"node": n.name or n.output[0], "op": n.op_type, "r_out": float(r.sum()),
-                       "r_in": float(sum(v.sum() for v in parts.values()))})
+        entry = {"node": n.name or n.output[0], "op": n.op_type, "r_out": float(r.sum()),
+                 "r_in": float(sum(v.sum() for v in parts.values()))}
+        if n.op_type == "Add" and len(parts) == 2:  # a residual Add: its split
+            main, short = _residual_inputs(g, n)
+            entry.update(main=float(parts[main].sum()), shortcut=float(parts[short].sum()))
+        ledger.append(entry)
     return rel[g.input], ledger
 
 
