@@ -302,6 +302,63 @@ fn flat_fallback_matches_its_naive_twin() {
     assert!((0..r.len()).any(|j| j / plane != 2 && z(j) == 0.0), "no output for the first stage");
 }
 
+/// A 1×1 convolution with padding 1: its border outputs read nothing but padding. Relevance that
+/// reaches them has no input to go to, and `conserving` must say so (naming the layer) rather
+/// than drop it; relevance elsewhere is unaffected.
+#[test]
+fn relevance_at_outputs_that_read_no_input_is_an_error_naming_the_layer() {
+    let g = geometry((2, 3, 1), 4, (1, 1, 1), (1, 1));
+    let mut rng = Lcg(5);
+    let a = rng.array(&g.input_shape()).mapv(|v| v.max(0.0));
+    let mut r = rng.array(&g.output_shape()).mapv(f32::abs);
+    let mut ex = single_layer(&g, rng.array(&g.kernel_shape()), vec![0.0; g.c_out]);
+    let conserving = Stabilizer { epsilon: 0.0, signed: false };
+    let e = ex.propagate_weighted(1, &a, &r, &Rule::ZPlus, conserving, true).unwrap_err();
+    assert!(matches!(&e, resnet_lrp::Error::UnsupportedOp { node, .. } if node == "conv"), "{e}");
+    assert!(e.to_string().contains("padding"), "{e}");
+    // no relevance on the border: nothing to report, and everything arrives
+    let (h, w) = (g.out_hw[0], g.out_hw[1]);
+    for ((_, _, y, x), v) in r.view_mut().into_dimensionality::<ndarray::Ix4>().unwrap().indexed_iter_mut() {
+        if y == 0 || x == 0 || y == h - 1 || x == w - 1 {
+            *v = 0.0;
+        }
+    }
+    let out = ex.propagate_weighted(1, &a, &r, &Rule::ZPlus, conserving, true).unwrap();
+    assert!((out.sum() - r.sum()).abs() <= 1e-5 * r.sum(), "{} vs {}", out.sum(), r.sum());
+}
+
+/// One threshold for "the denominator is zero" in every layer kind: a window (or receptive
+/// field) whose sum is 10⁻³⁰, below [`resnet_lrp::rules::ZERO_DENOMINATOR`], spreads its
+/// relevance evenly in a pool and in a convolution alike (a pool used to test `sum == 0.0`
+/// only, and sent it all to the one tiny input).
+#[test]
+fn a_denominator_below_the_threshold_counts_as_zero_in_pools_and_convolutions() {
+    let tiny = 1e-30f32;
+    assert!(tiny <= resnet_lrp::rules::ZERO_DENOMINATOR);
+    let pool = resnet_lrp::pool::PoolGeometry {
+        kernel: [2, 2],
+        strides: [2, 2],
+        pad_begin: [0, 0],
+        pad_end: [0, 0],
+        in_hw: [2, 2],
+        out_hw: [1, 1],
+    };
+    let a = ndarray::Array4::from_shape_vec((1, 1, 2, 2), vec![tiny, 0.0, 0.0, 0.0]).unwrap();
+    let r = ndarray::Array4::from_elem((1, 1, 1, 1), 1.0f32);
+    let out = pool.proportional(a.view(), r.view(), 0.0, true);
+    assert_eq!(out.iter().copied().collect::<Vec<_>>(), vec![0.25; 4]);
+    // a 1×1 convolution, two channels in, weights 1, on a 1×2 image: the first output reads
+    // (10⁻³⁰, 0), so z = 10⁻³⁰, and must spread evenly too (not all to the tiny input)
+    let g = geometry((2, 1, 1), 1, (1, 1, 1), (0, 0));
+    let mut ex = single_layer(&g, ArrayD::from_elem(IxDyn(&g.kernel_shape()), 1.0), vec![0.0]);
+    let mut a = ArrayD::zeros(IxDyn(&g.input_shape()));
+    a[[0, 0, 0, 0]] = tiny;
+    let r = ArrayD::from_elem(IxDyn(&g.output_shape()), 1.0f32);
+    let conserving = Stabilizer { epsilon: 0.0, signed: false };
+    let out = ex.propagate_weighted(1, &a, &r, &Rule::ZPlus, conserving, true).unwrap();
+    assert_eq!(out.iter().copied().collect::<Vec<_>>(), vec![0.5; 4]);
+}
+
 #[test]
 fn invalid_rule_parameters_are_named() {
     let e = Rule::AlphaBeta { alpha: 2.0, beta: 2.0 }.validate().unwrap_err().to_string();

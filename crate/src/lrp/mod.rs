@@ -23,11 +23,8 @@ use crate::conv::{ConvKernel, Direction};
 use crate::error::{Error, Result};
 use crate::graph::{ConstOp, Layer, LayerGraph};
 use crate::pool::PoolGeometry;
-use crate::rules::{InputMod, Propagation, Rule, Stabilizer, WeightMod};
+use crate::rules::{InputMod, Propagation, Rule, Stabilizer, WeightMod, ZERO_DENOMINATOR};
 use crate::split::Variant;
-
-/// Denominators at or below this magnitude count as zero (their relevance would be lost).
-const ZERO_Z: f32 = 1e-25;
 
 mod api;
 mod cache;
