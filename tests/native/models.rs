@@ -343,3 +343,39 @@ fn parallel_denominators_give_the_same_bits() {
         }
     }
 }
+
+/// A residual addition whose inputs pass through as many weighted layers (here none: `relu(x) +
+/// 2x`) has no shortcut. Splits that treat both inputs alike go through; `latest` and `simple`,
+/// which send everything down "the main branch" of an identity block, are refused with an error
+/// naming the addition (the engine used to take input 0 as the shortcut without saying so).
+#[test]
+fn an_addition_without_a_shortcut_is_refused_where_the_split_needs_one() {
+    use resnet_lrp::graph::{ConstOp, Layer, LayerGraph, Node};
+    let shape = vec![1, 2, 3, 3];
+    let node =
+        |name: &str, layer, inputs| Node { name: name.into(), layer, inputs, shape: shape.clone(), source: None };
+    let scalar = |v: f32| ArrayD::from_elem(IxDyn(&[]), v);
+    let graph = LayerGraph {
+        nodes: vec![
+            node("x", Layer::Input, vec![]),
+            node("relu", Layer::Const { op: ConstOp::Max, value: scalar(0.0) }, vec![0]),
+            node("double", Layer::Const { op: ConstOp::Mul, value: scalar(2.0) }, vec![0]),
+            node("sum", Layer::Add, vec![1, 2]),
+        ],
+        logits: 3,
+        output: 3,
+    };
+    let mut ex = resnet_lrp::Explainer::new(graph);
+    let x = ArrayD::from_shape_fn(IxDyn(&shape), |d| d[2] as f32 - d[3] as f32 + 0.5);
+    let acts = ex.forward(x).unwrap();
+    for variant in VARIANTS {
+        let got = ex.explain(&acts, Target::Class(4), Start::Logit, &lrp("conserving", variant));
+        match variant {
+            Variant::Latest | Variant::Simple => {
+                let e = got.unwrap_err();
+                assert!(matches!(&e, Error::UnsupportedOp { node, .. } if node == "sum"), "{variant:?}: {e}");
+            }
+            _ => assert!(got.is_ok(), "{variant:?}: {:?}", got.err()),
+        }
+    }
+}
