@@ -1,4 +1,12 @@
 //! Composites: which rule goes on which layer, registered under snake_case names.
+//!
+//! `reference` follows the authors' code (Otsuki et al. 2024) with two differences, both
+//! invisible on their models: a 0/0 split ratio (|s| + |m| = 0 at a residual addition) is ½
+//! here, in `reference` as in `conserving`, where their code gives NaN; and z⁺ on an input of
+//! either sign is `a⁺W⁺ + a⁻W⁻` (as zennit's `ZPlus`), where their code computes `conv(a, W⁺)`.
+//! The two agree wherever the input is ≥ 0 (after a ReLU, i.e. every conv of a torchvision
+//! ResNet but the first, whose input is replaced by ones); they differ on linear bottlenecks
+//! such as EfficientNet-Lite0's, whose convs read signed activations.
 
 use serde::{Deserialize, Serialize};
 
@@ -31,8 +39,11 @@ pub struct Composite {
     pub stabilizer: Stabilizer,
     /// Max pooling.
     pub maxpool: MaxPoolRule,
-    /// Where a denominator is exactly zero, spread the relevance flat over the receptive
-    /// field instead of dropping it; 0/0 split ratios become ½. Makes the pass conserving.
+    /// Where a denominator is zero (|z| ≤ [`crate::rules::ZERO_DENOMINATOR`], in weighted
+    /// layers and pools alike), spread the relevance flat over the receptive field instead of
+    /// dividing by (almost) nothing and dropping it. Makes the pass conserving. (0/0 split
+    /// ratios at residual additions are ½ in every composite, this one or not: see
+    /// [`crate::split::Split::Ratio`].)
     pub conserve: bool,
     /// On a file that keeps its `BatchNormalization` nodes: rules act on the raw convolution
     /// weights and BatchNorm passes relevance, as in the authors' code (`reference`). Otherwise

@@ -4,6 +4,7 @@
 use ndarray::{Array4, ArrayView4};
 
 pub use crate::geometry::PoolGeometry;
+use crate::rules::ZERO_DENOMINATOR;
 
 impl PoolGeometry {
     /// Calls `f` with the offset, in a standard-layout `[1, c, h, w]` input, of every position of
@@ -90,7 +91,8 @@ impl PoolGeometry {
 
     /// Proportional (z-rule) relevance through a window sum: each input gets
     /// `a_i / (Σ_window a + eps)` of the window's relevance. With `flat_fallback`, windows whose
-    /// sum is zero spread their relevance evenly instead of dropping it.
+    /// sum is zero (at most [`ZERO_DENOMINATOR`] in magnitude, as for weighted layers) spread
+    /// their relevance evenly instead of dropping it.
     pub fn proportional(&self, a: ArrayView4<f32>, r: ArrayView4<f32>, eps: f32, flat_fallback: bool) -> Array4<f32> {
         let a = a.as_standard_layout();
         let src = a.as_slice().expect("a standard-layout array is contiguous");
@@ -101,7 +103,7 @@ impl PoolGeometry {
                 sum += src[k];
                 n += 1;
             });
-            if flat_fallback && sum == 0.0 {
+            if flat_fallback && sum.abs() <= ZERO_DENOMINATOR {
                 self.for_window(c, oy, ox, |k| out[k] += rel / n as f32);
             } else {
                 let s = rel / (sum + eps);

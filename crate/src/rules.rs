@@ -140,6 +140,12 @@ pub struct Propagation {
     pub bias: Option<WeightMod>,
 }
 
+/// Denominators of at most this magnitude count as zero wherever a rule may divide by one: with
+/// `conserve`, the relevance of such an output goes to the flat fallback (weighted layers) or is
+/// spread evenly over its window (pools) instead of being divided by (almost) nothing. One
+/// threshold for every layer kind, so that an output is "zero" or not whatever layer it is in.
+pub const ZERO_DENOMINATOR: f32 = 1e-25;
+
 /// How a denominator is kept away from zero.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Stabilizer {

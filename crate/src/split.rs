@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+/// ε of the signed split's stabiliser: zennit's default for its `Norm` rule.
+pub const NORM_EPSILON: f32 = 1e-6;
+
 /// How relevance is split at one residual addition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -20,7 +23,10 @@ pub enum Split {
     Half,
     /// Everything to the main branch.
     MainOnly,
-    /// Signed proportional `s / (s + m)` (conventional LRP), stabilised by a tiny ε.
+    /// Signed proportional `s / (s + m)` (conventional LRP: zennit's `Norm` rule on the sum),
+    /// the denominator stabilised as zennit does, `y + ((y = 0) + sign y) · 10⁻⁶`. Does not
+    /// conserve exactly: `y / (y ± 10⁻⁶)` of the relevance goes on, and where `s = −m ≠ 0` the two
+    /// shares are large and opposite.
     Signed,
 }
 
@@ -81,6 +87,12 @@ impl Variant {
 }
 
 impl Split {
+    /// Whether the split treats its two inputs alike (swapping shortcut and main branch swaps
+    /// their shares): true for all but [`Split::MainOnly`].
+    pub fn is_symmetric(self) -> bool {
+        !matches!(self, Split::MainOnly)
+    }
+
     /// Splits one element's relevance `r` into `(shortcut, main)` for values `s` and `m`.
     pub fn split_one(self, s: f32, m: f32, r: f32) -> (f32, f32) {
         let share = match self {
@@ -95,16 +107,49 @@ impl Split {
             Split::Half => 0.5,
             Split::MainOnly => 0.0,
             Split::Signed => {
+                // zennit's Norm rule on the sum: y + ((y == 0) + sign y)·ε, so y = 0 counts as
+                // positive (and -0.0 too, which `copysign` would not do)
                 let y = s + m;
-                if y == 0.0 {
-                    return (0.5 * r, 0.5 * r);
-                }
-                let d = y + 1e-9f32.copysign(y);
+                let d = if y >= 0.0 { y + NORM_EPSILON } else { y - NORM_EPSILON };
                 return (s / d * r, m / d * r);
             }
         };
         // the main branch gets exactly the rest, so the two always sum to r
         let to_s = share * r;
         (to_s, r - to_s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The signed split against zennit's Norm rule on the sum, written out: each input gets
+    /// `x / (y + ((y = 0) + sign y)·10⁻⁶)` of `r`.
+    #[test]
+    fn signed_split_is_zennits_norm_rule() {
+        let zennit = |s: f64, m: f64, r: f64| {
+            let y = s + m;
+            let d = y + ((y == 0.0) as u8 as f64 + if y == 0.0 { 0.0 } else { y.signum() }) * 1e-6;
+            (s / d * r, m / d * r)
+        };
+        for (s, m) in [(1.0f32, 2.0f32), (-3.0, 1.0), (0.5, -0.5), (0.0, 0.0), (1e-7, 0.0), (-1e-7, 0.0), (2.0, -2.5)] {
+            let (gs, gm) = Split::Signed.split_one(s, m, 0.75);
+            let (ws, wm) = zennit(s as f64, m as f64, 0.75);
+            for (g, w) in [(gs, ws), (gm, wm)] {
+                assert!((g as f64 - w).abs() <= 1e-6 * w.abs().max(1.0), "s={s} m={m}: {g} vs {w}");
+            }
+        }
+    }
+
+    /// Swapping the inputs swaps the shares for every split but main-only.
+    #[test]
+    fn symmetric_splits_swap_with_their_inputs() {
+        for split in [Split::Ratio, Split::Half, Split::MainOnly, Split::Signed] {
+            let (a, b) = split.split_one(0.3, -1.2, 1.0);
+            let (c, d) = split.split_one(-1.2, 0.3, 1.0);
+            let swaps = (a - d).abs() <= 1e-6 && (b - c).abs() <= 1e-6;
+            assert_eq!(swaps, split.is_symmetric(), "{split:?}");
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 mod metrics;
 mod models;
+mod oracle;
 mod robustness;
 mod rules;
 mod session;

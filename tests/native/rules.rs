@@ -158,8 +158,10 @@ fn rules() -> Vec<Rule> {
     ]
 }
 
-#[test]
-fn every_rule_matches_its_naive_twin() {
+/// `rules` against their naive twins on layers of several geometries, with stabiliser `eps` for
+/// the rules that take the composite's (the epsilon rules keep their own), to `tol` of the
+/// largest relevance.
+fn check_rules_against_naive(eps: f32, tol: f64, rules: &[Rule]) {
     let mut rng = Lcg(7);
     let geoms = [
         geometry((3, 4, 1), 6, (3, 1, 1), (1, 1)),
@@ -169,7 +171,6 @@ fn every_rule_matches_its_naive_twin() {
         geometry((3, 5, 1), 4, (1, 1, 1), (0, 0)),
         geometry((3, 3, 1), 4, (3, 1, 1), (1, 1)),
     ];
-    let eps = 1e-6f32;
     for g in &geoms {
         let w = rng.array(&g.kernel_shape());
         let b: Vec<f32> = (0..g.c_out).map(|_| rng.next()).collect();
@@ -181,7 +182,7 @@ fn every_rule_matches_its_naive_twin() {
             }
             let r = rng.array(&g.output_shape());
             let mut ex = single_layer(g, w.clone(), b.clone());
-            for rule in rules() {
+            for rule in rules.iter().cloned() {
                 let applicable = match rule {
                     Rule::ZBox { .. } => g.c_in == 3,
                     Rule::Pass => g.input_shape() == g.output_shape(),
@@ -208,29 +209,157 @@ fn every_rule_matches_its_naive_twin() {
                 let scale = want.iter().fold(0f64, |m, v| m.max(v.abs())).max(1e-3);
                 for (k, (g_, w_)) in got.iter().zip(&want).enumerate() {
                     let err = (*g_ as f64 - w_).abs() / scale;
-                    assert!(err < 2e-3, "{rule:?} on {g:?} (relu={relu}): element {k}: {g_} vs {w_}");
+                    assert!(err <= tol, "{rule:?} on {g:?} (relu={relu}, ε={eps}): element {k}: {g_} vs {w_}");
                 }
             }
         }
     }
 }
 
+/// With zennit's ε = 10⁻⁶ a denominator near zero amplifies float32 rounding (z is a sum of
+/// up to 54 products rounded at 6e-8, divided by as little as 10⁻⁶), hence 2e-3.
 #[test]
-fn conserving_fallback_loses_nothing_where_z_is_zero() {
-    // all inputs zero: z⁺ = 0 everywhere, so every bit of relevance takes the fallback
-    let g = geometry((2, 3, 1), 5, (3, 2, 1), (1, 1));
-    let mut rng = Lcg(3);
-    let w = rng.array(&g.kernel_shape());
-    let a = ArrayD::zeros(IxDyn(&g.input_shape()));
+fn every_rule_matches_its_naive_twin() {
+    check_rules_against_naive(1e-6, 2e-3, &rules());
+}
+
+/// With ε = 0.1 no denominator is below 0.1 in magnitude, so float32 rounding stays small
+/// (measured worst 1.05e-6 of max, the epsilon rule) and 1e-5 holds with a margin of 10; where ε
+/// goes is now visible: the same rules with ε added unsigned instead of signed differ from their
+/// twins by up to 30× max wherever z can be negative (measured), and ε left out of a
+/// denominator moves every output by ≈ 0.1 / |z|.
+#[test]
+fn every_rule_matches_its_naive_twin_with_a_large_epsilon() {
+    // the epsilon rules keep their own ε: LRP-0 (ε = 0) is replaced by ε = 0.1
+    let mut rules: Vec<Rule> = rules().into_iter().filter(|r| !matches!(r, Rule::Epsilon { .. })).collect();
+    rules.push(Rule::Epsilon { epsilon: 0.1 });
+    check_rules_against_naive(0.1, 1e-5, &rules);
+}
+
+/// Naive `conserving` z⁺ for one layer, in f64, from the formulas: where `z_j = Σ a⁺w⁺ + a⁻w⁻`
+/// is non-zero the z⁺ rule; where it is zero, `r_j` in proportion to the positive weights of
+/// output `j`'s connections, and where those are all zero too, evenly over its connections
+/// (padding excluded: [`connections`] lists only in-bounds inputs).
+fn naive_conserving_zplus(g: &ConvGeometry, w: &[f32], a: &[f32], r: &[f32]) -> Vec<f64> {
+    let conns = connections(g);
+    let contrib = |i: usize, k: usize| {
+        let (x, w) = (a[i] as f64, w[k] as f64);
+        x.max(0.0) * w.max(0.0) + x.min(0.0) * w.min(0.0)
+    };
+    let (mut z, mut wplus, mut count) = (vec![0.0f64; r.len()], vec![0.0f64; r.len()], vec![0.0f64; r.len()]);
+    for &(i, j, k) in &conns {
+        z[j] += contrib(i, k);
+        wplus[j] += (w[k] as f64).max(0.0);
+        count[j] += 1.0;
+    }
+    let mut out = vec![0.0f64; a.len()];
+    for &(i, j, k) in &conns {
+        let rj = r[j] as f64;
+        out[i] += if z[j] != 0.0 {
+            contrib(i, k) / z[j] * rj
+        } else if wplus[j] > 0.0 {
+            (w[k] as f64).max(0.0) / wplus[j] * rj
+        } else {
+            rj / count[j]
+        };
+    }
+    out
+}
+
+/// The flat fallback against its naive twin on a layer that reaches all three cases: outputs
+/// with z > 0 (the z⁺ rule), outputs with z = 0 over zero inputs (first stage, over W⁺) and an
+/// output channel whose weights are all ≤ 0, so that W⁺ ≡ 0 and, the input being ≥ 0, z = 0
+/// everywhere: its relevance reaches the second stage (weights replaced by ones).
+#[test]
+fn flat_fallback_matches_its_naive_twin() {
+    let g = geometry((3, 4, 1), 6, (3, 2, 1), (1, 1));
+    let mut rng = Lcg(11);
+    let mut w = rng.array(&g.kernel_shape());
+    w.index_axis_mut(ndarray::Axis(0), 2).mapv_inplace(|v| -v.abs());
+    // post-ReLU input, zero on its left half: outputs whose window lies there have z = 0
+    let mut a = rng.array(&g.input_shape()).mapv(|v| v.max(0.0));
+    a.slice_axis_mut(ndarray::Axis(3), ndarray::Slice::from(..4)).fill(0.0);
     let r = rng.array(&g.output_shape()).mapv(f32::abs);
-    let mut ex = single_layer(&g, w, vec![0.0; 3]);
-    let out = ex.propagate_weighted(1, &a, &r, &Rule::ZPlus, Stabilizer { epsilon: 0.0, signed: false }, true).unwrap();
-    let (si, so) = (out.sum() as f64, r.sum() as f64);
+    let mut ex = single_layer(&g, w.clone(), vec![0.0; g.c_out]);
+    let conserving = Stabilizer { epsilon: 0.0, signed: false };
+    let got = ex.propagate_weighted(1, &a, &r, &Rule::ZPlus, conserving, true).unwrap();
+    let want = naive_conserving_zplus(&g, w.as_slice().unwrap(), a.as_slice().unwrap(), r.as_slice().unwrap());
+    // sums of at most 3·3·3 = 27 terms in f32: ≈ 1e-6 relative; a wrong stage or a wrong
+    // receptive field (padding counted) moves whole outputs' shares by ≥ 1e-2
+    let scale = want.iter().fold(0f64, |m, v| m.max(v.abs()));
+    for (k, (g_, w_)) in got.iter().zip(&want).enumerate() {
+        assert!((*g_ as f64 - w_).abs() <= 1e-5 * scale, "element {k}: {g_} vs {w_}");
+    }
+    // the naive twin conserves by construction; the engine must too, and all three cases occur
+    let (si, so) = (got.sum() as f64, r.sum() as f64);
     assert!((si - so).abs() <= 1e-5 * so, "{si} vs {so}");
-    // without the fallback it is all lost
-    let lost =
-        ex.propagate_weighted(1, &a, &r, &Rule::ZPlus, Stabilizer { epsilon: 1e-5, signed: false }, false).unwrap();
-    assert_eq!(lost.sum(), 0.0);
+    let z = |j: usize| -> f64 {
+        connections(&g)
+            .iter()
+            .filter(|c| c.1 == j)
+            .map(|&(i, _, k)| a.as_slice().unwrap()[i] as f64 * w.as_slice().unwrap()[k].max(0.0) as f64)
+            .sum()
+    };
+    let plane = g.out_hw[0] * g.out_hw[1];
+    assert!((0..r.len()).any(|j| j / plane != 2 && z(j) > 0.0), "no output with z > 0");
+    assert!((0..r.len()).any(|j| j / plane != 2 && z(j) == 0.0), "no output for the first stage");
+}
+
+/// A 1×1 convolution with padding 1: its border outputs read nothing but padding. Relevance that
+/// reaches them has no input to go to, and `conserving` must say so (naming the layer) rather
+/// than drop it; relevance elsewhere is unaffected.
+#[test]
+fn relevance_at_outputs_that_read_no_input_is_an_error_naming_the_layer() {
+    let g = geometry((2, 3, 1), 4, (1, 1, 1), (1, 1));
+    let mut rng = Lcg(5);
+    let a = rng.array(&g.input_shape()).mapv(|v| v.max(0.0));
+    let mut r = rng.array(&g.output_shape()).mapv(f32::abs);
+    let mut ex = single_layer(&g, rng.array(&g.kernel_shape()), vec![0.0; g.c_out]);
+    let conserving = Stabilizer { epsilon: 0.0, signed: false };
+    let e = ex.propagate_weighted(1, &a, &r, &Rule::ZPlus, conserving, true).unwrap_err();
+    assert!(matches!(&e, resnet_lrp::Error::UnsupportedOp { node, .. } if node == "conv"), "{e}");
+    assert!(e.to_string().contains("padding"), "{e}");
+    // no relevance on the border: nothing to report, and everything arrives
+    let (h, w) = (g.out_hw[0], g.out_hw[1]);
+    for ((_, _, y, x), v) in r.view_mut().into_dimensionality::<ndarray::Ix4>().unwrap().indexed_iter_mut() {
+        if y == 0 || x == 0 || y == h - 1 || x == w - 1 {
+            *v = 0.0;
+        }
+    }
+    let out = ex.propagate_weighted(1, &a, &r, &Rule::ZPlus, conserving, true).unwrap();
+    assert!((out.sum() - r.sum()).abs() <= 1e-5 * r.sum(), "{} vs {}", out.sum(), r.sum());
+}
+
+/// One threshold for "the denominator is zero" in every layer kind: a window (or receptive
+/// field) whose sum is 10⁻³⁰, below [`resnet_lrp::rules::ZERO_DENOMINATOR`], spreads its
+/// relevance evenly in a pool and in a convolution alike (a pool used to test `sum == 0.0`
+/// only, and sent it all to the one tiny input).
+#[test]
+fn a_denominator_below_the_threshold_counts_as_zero_in_pools_and_convolutions() {
+    let tiny = 1e-30f32;
+    assert!(tiny <= resnet_lrp::rules::ZERO_DENOMINATOR);
+    let pool = resnet_lrp::pool::PoolGeometry {
+        kernel: [2, 2],
+        strides: [2, 2],
+        pad_begin: [0, 0],
+        pad_end: [0, 0],
+        in_hw: [2, 2],
+        out_hw: [1, 1],
+    };
+    let a = ndarray::Array4::from_shape_vec((1, 1, 2, 2), vec![tiny, 0.0, 0.0, 0.0]).unwrap();
+    let r = ndarray::Array4::from_elem((1, 1, 1, 1), 1.0f32);
+    let out = pool.proportional(a.view(), r.view(), 0.0, true);
+    assert_eq!(out.iter().copied().collect::<Vec<_>>(), vec![0.25; 4]);
+    // a 1×1 convolution, two channels in, weights 1, on a 1×2 image: the first output reads
+    // (10⁻³⁰, 0), so z = 10⁻³⁰, and must spread evenly too (not all to the tiny input)
+    let g = geometry((2, 1, 1), 1, (1, 1, 1), (0, 0));
+    let mut ex = single_layer(&g, ArrayD::from_elem(IxDyn(&g.kernel_shape()), 1.0), vec![0.0]);
+    let mut a = ArrayD::zeros(IxDyn(&g.input_shape()));
+    a[[0, 0, 0, 0]] = tiny;
+    let r = ArrayD::from_elem(IxDyn(&g.output_shape()), 1.0f32);
+    let conserving = Stabilizer { epsilon: 0.0, signed: false };
+    let out = ex.propagate_weighted(1, &a, &r, &Rule::ZPlus, conserving, true).unwrap();
+    assert_eq!(out.iter().copied().collect::<Vec<_>>(), vec![0.5; 4]);
 }
 
 #[test]

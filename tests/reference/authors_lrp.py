@@ -2,7 +2,8 @@
 """Independent numpy re-implementation of the LRP rules of Otsuki et al.,
 "Layer-Wise Relevance Propagation with Conservation Property for ResNet" (ECCV 2024).
 
-This is the oracle for the engine's `reference` composite (see design/METHOD.md). It contains a tiny float64
+This is the oracle for the engine's `reference` composite (see design/METHOD.md) and, with --composite
+conserving, for its `conserving` composite (see "Conserving" below). It contains a tiny float64
 ONNX interpreter for the ops used by the test fixtures and a backward pass that applies, node by node:
 
   Conv            z+ : z = conv(a, W+) + eps (bias left out), R_in = a * convT(R / z, W+)
@@ -25,9 +26,19 @@ Details as in the authors' code (src/lrp.py, src/lrp_layers.py, src/utils.py of 
   * split ratio |m| / (|s| + |m|) per element, identity blocks under `latest`/`simple` send everything to the
     main branch.
 
+Conserving (--composite conserving): the same rules on the BN-folded graph, with nothing lost:
+  BatchNormalization after a Conv is folded into it first (W k, b k + beta - mean k, k = gamma / sqrt(var + eps));
+  Conv / Gemm / MatMul  z+ = a+ W+ + a- W- (zennit's ZPlus; ones W+ on the first conv), bias left out, no eps;
+                  outputs with z = 0 take the flat fallback: spread over the receptive field in proportion to W+
+                  (padding excluded), and where W+ is zero there, evenly (weights replaced by ones);
+  MaxPool         winner-take-all over the true window, ties to the first maximum in row-major order;
+  (Global)AvgPool z-rule over each window with no eps; windows summing to 0 spread their relevance evenly;
+  residual Add    as above, with 1/2 for 0/0 ratios.
+
 Usage:
   python authors_lrp.py --model M.onnx --input-npy X.npy [--target N|top1] [--variant flows_skip]
-                        [--start prob|logit] --out R.npy [--json] [--ledger]
+                        [--start prob|logit] [--composite reference|conserving] --out R.npy [--json] [--ledger]
+  --variant all computes every variant over one forward pass and writes --out with {variant} replaced.
 Needs only numpy and onnx.
 """
 import argparse
@@ -118,6 +129,10 @@ class Graph:
                 self.nodes.append(n)
         self.input = next(i.name for i in g.input if i.name not in self.consts)
         self.output = g.output[0].name
+        self._index()
+
+    def _index(self):
+        """Producer, fan-out and conv depth of every tensor (after any change of self.nodes)."""
         self.producer = {o: n for n in self.nodes for o in n.output}
         self.fanout = {}
         for n in self.nodes:
@@ -129,6 +144,34 @@ class Graph:
             d = max((self.depth.get(i, 0) for i in n.input), default=0) + (n.op_type == "Conv")
             for o in n.output:
                 self.depth[o] = d
+
+    def fold_batchnorm(self):
+        """Fold every BatchNormalization whose input is a Conv read by nothing else into that conv (as zennit's
+        canonizer does): W' = W k, b' = b k + beta - mean k with k = gamma / sqrt(var + eps), in float64.
+        The conv takes over the BN's output name; the BN node disappears."""
+        nodes = []
+        for n in self.nodes:
+            src = self.producer.get(n.input[0]) if n.input else None
+            if n.op_type != "BatchNormalization" or src is None or src.op_type != "Conv" \
+                    or self.fanout.get(n.input[0], 0) != 1:
+                nodes.append(n)
+                continue
+            gamma, beta, mean, var = (self.consts[i].astype(np.float64) for i in n.input[1:5])
+            k = gamma / np.sqrt(var + self.attrs(n).get("epsilon", 1e-5))
+            w = self.consts[src.input[1]].astype(np.float64)
+            b = self.consts[src.input[2]].astype(np.float64) if len(src.input) > 2 and src.input[2] else 0.0
+            folded = onnx.NodeProto()
+            folded.CopyFrom(src)
+            del folded.input[:]
+            del folded.output[:]
+            wn, bn = n.output[0] + "::folded_weight", n.output[0] + "::folded_bias"
+            self.consts[wn], self.consts[bn] = w * k.reshape(-1, 1, 1, 1), b * k + beta - mean * k
+            folded.input.extend([src.input[0], wn, bn])
+            folded.output.append(n.output[0])
+            nodes[nodes.index(src)] = folded
+        self.nodes = nodes
+        self._index()
+        return self
 
     @staticmethod
     def attrs(node):
@@ -257,6 +300,24 @@ def split_ratio(variant, s, m, identity):
     raise ValueError(f"unknown variant {variant}")
 
 
+def _residual_inputs(g, n):
+    """(main branch, shortcut) of a residual Add: the main branch is the input reached through more convs."""
+    main, short = sorted((i for i in n.input if i not in g.consts), key=lambda t: g.depth[t], reverse=True)
+    if g.depth[main] == g.depth[short]:
+        raise NotImplementedError(f"{n.name}: cannot tell main branch from shortcut")
+    return main, short
+
+
+def _dense_weight(n, at, act):
+    """The weight of a Gemm / MatMul as (in, out)."""
+    w = act[n.input[1]]
+    if n.op_type == "Gemm":
+        if at.get("transA", 0):
+            raise NotImplementedError(f"{n.name}: Gemm transA")
+        w = w.T if at.get("transB", 0) else w
+    return w
+
+
 def _backward(g, n, act, r, variant):
     """Relevance of the inputs of node n given the relevance r of its output. Returns {input name: R}."""
     op, at = n.op_type, g.attrs(n)
@@ -289,60 +350,177 @@ def _backward(g, n, act, r, variant):
         return {x: a * window_sum_t(r / z / div, k, s, pads, a.shape)}
     if op in ("Gemm", "MatMul"):
         a = act[x]
-        w = act[n.input[1]]  # as (in, out)
-        if op == "Gemm":
-            if at.get("transA", 0):
-                raise NotImplementedError(f"{n.name}: Gemm transA")
-            w = w.T if at.get("transB", 0) else w
-        w = np.maximum(w, 0.0)
+        w = np.maximum(_dense_weight(n, at, act), 0.0)
         z = a @ w + EPS  # bias dropped (the authors zero the Linear bias)
         return {x: a * ((r / z) @ w.T)}
     if op == "Add":
         ins = [i for i in n.input if i not in g.consts]
         if len(ins) == 1:  # bias add (e.g. MatMul + Add head): the bias is dropped, relevance passes
             return {ins[0]: r.reshape(act[ins[0]].shape)}
-        # residual Add: the main branch is the input reached through more convs
-        main, short = sorted(ins, key=lambda t: g.depth[t], reverse=True)
-        if g.depth[main] == g.depth[short]:
-            raise NotImplementedError(f"{n.name}: cannot tell main branch from shortcut")
+        main, short = _residual_inputs(g, n)
         identity = g.fanout.get(short, 0) > 1  # the block input itself, also consumed by the main branch
         ratio = split_ratio(variant, act[short], act[main], identity)
         return {main: ratio * r, short: (1.0 - ratio) * r}
     raise NotImplementedError(f"LRP: unsupported op {op} (node {n.name or n.output[0]})")
 
 
-def explain(model_path, x, target="top1", variant="flows_skip", start="prob"):
+# ----------------------------------------------------------------------------------------------------------
+# The `conserving` composite (design/METHOD.md): the same rules on the BN-folded graph, with nothing lost.
+# ----------------------------------------------------------------------------------------------------------
+ZERO = 1e-25  # a denominator of magnitude <= ZERO counts as zero: its relevance takes the flat fallback
+
+
+def _zplus_terms(a, w, first):
+    """The (input, weight) pairs of z+ : a+ W+ and a- W- (zennit's ZPlus); the first layer uses ones for a."""
+    if first:
+        return [(np.ones_like(a), np.maximum(w, 0.0))]
+    return [(np.maximum(a, 0.0), np.maximum(w, 0.0)), (np.minimum(a, 0.0), np.minimum(w, 0.0))]
+
+
+def _weighted_conserving(a, w, r, fwd, bwd, first):
+    """z+ through one weighted layer with no stabiliser; outputs whose z is zero go to the flat fallback.
+    fwd(x, w) is the layer's linear map without bias, bwd(g, w) its adjoint (both for x shaped like a)."""
+    terms = _zplus_terms(a, w, first)
+    z = sum(fwd(x, wt) for x, wt in terms)
+    zero = np.abs(z) <= ZERO
+    s = np.where(zero, 0.0, r / np.where(zero, 1.0, z))
+    r_in = sum(x * bwd(s, wt) for x, wt in terms)
+    lost = np.where(zero, r, 0.0)
+    if np.any(lost != 0.0):
+        r_in = r_in + _flat_fallback(a, w, lost, fwd, bwd)
+    return r_in
+
+
+def _flat_fallback(a, w, lost, fwd, bwd):
+    """Relevance of outputs with z = 0, spread over the receptive field in proportion to W+ (padding excluded),
+    and where W+ is zero over the whole field, evenly over its inputs (weights replaced by ones)."""
+    ones, r_in, rest = np.ones_like(a), np.zeros_like(a), lost
+    for wt in (np.maximum(w, 0.0), np.ones_like(w)):
+        z = fwd(ones, wt)
+        ok = z > ZERO
+        r_in = r_in + bwd(np.where(ok, rest / np.where(ok, z, 1.0), 0.0), wt)
+        rest = np.where(ok, 0.0, rest)
+    if np.any(rest != 0.0):
+        raise ValueError("flat fallback: relevance at outputs that read no input (window wholly in padding)")
+    return r_in
+
+
+def _proportional(a, r, window, window_t):
+    """z-rule through a window sum with no stabiliser: R_in = a * window_t(R / window(a)); windows whose sum is
+    zero spread their relevance evenly over their (in-bounds) inputs."""
+    z = window(a)
+    zero = np.abs(z) <= ZERO
+    r_in = a * window_t(np.where(zero, 0.0, r / np.where(zero, 1.0, z)))
+    if np.any(zero & (r != 0.0)):
+        n = window(np.ones_like(a))
+        r_in = r_in + window_t(np.where(zero, r / n, 0.0))
+    return r_in
+
+
+def _maxpool_winner(a, r, k, s, pads):
+    """Winner-take-all: each window's relevance to the first input (row-major over the window, padding
+    excluded) that attains its maximum; strict '>' keeps the first of equal values."""
+    ap = _pad(a, pads, -np.inf)
+    best = winner = None
+    offsets = list(_windows(a.shape, k, s, pads))
+    for idx, (_, _, sh, sw) in enumerate(offsets):
+        v = ap[:, :, sh, sw]
+        if best is None:
+            best, winner = v.copy(), np.zeros(v.shape, dtype=int)
+        else:
+            better = v > best
+            best, winner = np.where(better, v, best), np.where(better, idx, winner)
+    rp = np.zeros_like(ap)
+    for idx, (_, _, sh, sw) in enumerate(offsets):
+        rp[:, :, sh, sw] += np.where(winner == idx, r, 0.0)
+    return _crop(rp, pads, a.shape)
+
+
+def _backward_conserving(g, n, act, r, variant):
+    """Relevance of node n's inputs under `conserving`; ops it does not change go to _backward."""
+    op, at = n.op_type, g.attrs(n)
+    x = n.input[0]
+    s, pads = at.get("strides", [1, 1]), at.get("pads", [0, 0, 0, 0])
+    if op == "Conv":
+        a = act[x]
+        fwd = lambda xx, wt: conv2d(xx, wt, s, pads)  # noqa: E731
+        bwd = lambda gg, wt: conv2d_t(gg, wt, s, pads, a.shape)  # noqa: E731
+        return {x: _weighted_conserving(a, act[n.input[1]], r, fwd, bwd, g.depth[x] == 0)}
+    if op in ("Gemm", "MatMul"):
+        w = _dense_weight(n, at, act)
+        return {x: _weighted_conserving(act[x], w, r, lambda xx, wt: xx @ wt, lambda gg, wt: gg @ wt.T, False)}
+    if op == "MaxPool":
+        return {x: _maxpool_winner(act[x], r, at["kernel_shape"], s, pads)}
+    if op == "GlobalAveragePool":
+        return {x: _proportional(act[x], r, lambda v: v.sum(axis=(2, 3), keepdims=True),
+                                 lambda v: np.broadcast_to(v, act[x].shape))}
+    if op == "AveragePool":
+        k, shape = at["kernel_shape"], act[x].shape
+        return {x: _proportional(act[x], r, lambda v: window_sum(v, k, s, pads),
+                                 lambda v: window_sum_t(v, k, s, pads, shape))}
+    if op == "BatchNormalization":
+        raise NotImplementedError(f"{n.name}: a BatchNormalization that does not follow a conv cannot be folded")
+    return _backward(g, n, act, r, variant)
+
+
+COMPOSITES = ("reference", "conserving")
+
+
+def explain(model_path, x, target="top1", variant="flows_skip", start="prob", composite="reference"):
     """LRP of one image. x is in the model's own input layout (batch 1).
 
     Returns (relevance as float32 with x's shape, info dict with target, start_relevance,
     input_relevance_sum, logits, ledger)."""
-    if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {VARIANTS}")
+    return explain_variants(model_path, x, target, [variant], start, composite)[variant]
+
+
+def explain_variants(model_path, x, target="top1", variants=VARIANTS, start="prob", composite="reference"):
+    """explain() for several splitting variants over one forward pass: {variant: (relevance, info)}."""
+    if composite not in COMPOSITES:
+        raise ValueError(f"composite must be one of {COMPOSITES}")
+    for v in variants:
+        if v not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}")
     g = Graph(model_path)
+    if composite == "conserving":
+        g.fold_batchnorm()
     act = g.forward(x)
     last = g.producer[g.output]
     logits_name = last.input[0] if last.op_type == "Softmax" else g.output  # skip a final Softmax
     logits = act[logits_name].reshape(-1)
     tgt = int(np.argmax(logits)) if target in (None, "top1") else int(target)
     r0 = float(_softmax(logits)[tgt]) if start == "prob" else float(logits[tgt])
-
     r_start = np.zeros(logits.size)
     r_start[tgt] = r0
-    rel = {logits_name: r_start.reshape(act[logits_name].shape)}  # relevance per tensor, summed over consumers
+    backward = _backward_conserving if composite == "conserving" else _backward
+    out = {}
+    for v in variants:
+        r_in, ledger = _sweep(g, act, {logits_name: r_start.reshape(act[logits_name].shape)}, backward, v)
+        r_in = r_in.reshape(np.shape(x))
+        info = {"target": tgt, "start_relevance": r0, "input_relevance_sum": float(r_in.sum()),
+                "logits": [float(v) for v in logits], "ledger": ledger}
+        out[v] = (r_in.astype(np.float32), info)
+    return out
+
+
+def _sweep(g, act, rel, backward, variant):
+    """Relevance from the logits back to the graph input, node by node in reverse order; relevance reaching a
+    tensor from several consumers is summed. Returns (input relevance, ledger)."""
     ledger = []
     for n in reversed(g.nodes):
         if n.output[0] not in rel:  # nodes after the logits (final Softmax) or without relevance
             continue
         r = rel.pop(n.output[0])
-        parts = _backward(g, n, act, r, variant)
+        parts = backward(g, n, act, r, variant)
         for k, v in parts.items():
             rel[k] = rel.get(k, 0.0) + v
-        ledger.append({"node": n.name or n.output[0], "op": n.op_type, "r_out": float(r.sum()),
-                       "r_in": float(sum(v.sum() for v in parts.values()))})
-    r_in = rel[g.input].reshape(np.shape(x))
-    info = {"target": tgt, "start_relevance": r0, "input_relevance_sum": float(r_in.sum()),
-            "logits": [float(v) for v in logits], "ledger": ledger}
-    return r_in.astype(np.float32), info
+        entry = {"node": n.name or n.output[0], "op": n.op_type, "r_out": float(r.sum()),
+                 "r_in": float(sum(v.sum() for v in parts.values()))}
+        if n.op_type == "Add" and len(parts) == 2:  # a residual Add: its split
+            main, short = _residual_inputs(g, n)
+            entry.update(main=float(parts[main].sum()), shortcut=float(parts[short].sum()))
+        ledger.append(entry)
+    return rel[g.input], ledger
 
 
 def main(argv=None):
@@ -350,20 +528,26 @@ def main(argv=None):
     p.add_argument("--model", required=True)
     p.add_argument("--input-npy", required=True)
     p.add_argument("--target", default="top1", help="class index or top1")
-    p.add_argument("--variant", default="flows_skip", choices=VARIANTS)
+    p.add_argument("--variant", default="flows_skip", choices=VARIANTS + ("all",),
+                   help="splitting variant; 'all' writes one file per variant (--out must contain {variant})")
+    p.add_argument("--composite", default="reference", choices=COMPOSITES)
     p.add_argument("--start", default="prob", choices=("prob", "logit"))
     p.add_argument("--out", required=True)
-    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.add_argument("--json", action="store_true", help="print a JSON summary (one line per variant)")
     p.add_argument("--ledger", action="store_true", help="include the per-node relevance ledger in the JSON")
     args = p.parse_args(argv)
+    variants = VARIANTS if args.variant == "all" else (args.variant,)
+    if len(variants) > 1 and "{variant}" not in args.out:
+        p.error("--variant all needs {variant} in --out")
     x = np.load(args.input_npy)
-    r, info = explain(args.model, x, args.target, args.variant, args.start)
-    np.save(args.out, r)
-    if args.json:
-        if not args.ledger:
-            info.pop("ledger")
-        json.dump(info, sys.stdout)
-        print()
+    results = explain_variants(args.model, x, args.target, variants, args.start, args.composite)
+    for v, (r, info) in results.items():
+        np.save(args.out.replace("{variant}", v), r)
+        if args.json:
+            if not args.ledger:
+                info.pop("ledger")
+            json.dump(dict(info, variant=v), sys.stdout)
+            print()
 
 
 if __name__ == "__main__":

@@ -57,8 +57,15 @@ fn explain(onnx: &[u8], x: &[u8], composite: &str, variant: Variant) -> ArrayD<f
 fn relevance_equals_the_native_run() {
     let r = explain(BASIC, BASIC_X, "conserving", Variant::FlowsSkip);
     assert_close(r.as_slice().unwrap(), npy(BASIC_GOLDEN).as_slice().unwrap(), 1e-5, "basic_bn conserving");
-    // f32 sums run in a different order in the wasm and x86 kernels; with the reference
-    // composite's ε-stabilised denominators that shows at ~1.5e-5 of max|R| after 30 layers
+    // Not 1e-5 as the spec asks, because the native golden itself is not that accurate here:
+    // the native engine differs from the float64 oracle (`authors_lrp.py`, `reference`, `latest`)
+    // by 1.47e-5 of max|R| on this case (largest at one pixel, 3.3e-9 absolute against max|R|
+    // 2.2e-4), while `conserving` on the same kind of model is within 1e-6 of its oracle. It is
+    // the float32 relevance pass with the reference composite's ε-stabilised denominators, not
+    // the forward pass (a float32 forward with a float64 LRP pass moves the map by 5e-7 only).
+    // The wasm kernels sum in another order, so the wasm map carries another error of that size,
+    // and wasm vs native can reach about twice it: 5e-5 bounds that; 1e-5 would need float64
+    // accumulation in the relevance pass.
     let r = explain(NHWC, NHWC_X, "reference", Variant::Latest);
     assert_close(r.as_slice().unwrap(), npy(NHWC_GOLDEN).as_slice().unwrap(), 5e-5, "bottleneck_nhwc reference");
 }

@@ -23,11 +23,8 @@ use crate::conv::{ConvKernel, Direction};
 use crate::error::{Error, Result};
 use crate::graph::{ConstOp, Layer, LayerGraph};
 use crate::pool::PoolGeometry;
-use crate::rules::{InputMod, Propagation, Rule, Stabilizer, WeightMod};
-use crate::split::Variant;
-
-/// Denominators at or below this magnitude count as zero (their relevance would be lost).
-const ZERO_Z: f32 = 1e-25;
+use crate::rules::{InputMod, Propagation, Rule, Stabilizer, WeightMod, ZERO_DENOMINATOR};
+use crate::split::{Split, Variant};
 
 mod api;
 mod cache;
@@ -44,8 +41,9 @@ use weighted::modify_input;
 /// Shortcut analysis of one residual addition.
 #[derive(Debug, Clone, Copy)]
 struct Residual {
-    /// Input slot (0 or 1) of the shortcut.
-    shortcut: usize,
+    /// Input slot (0 or 1) of the shortcut: the input reached through fewer weighted layers;
+    /// `None` when both are reached through as many, so that neither can be called the shortcut.
+    shortcut: Option<usize>,
     projection: bool,
     /// The fan-out node where shortcut and main branch meet again going backwards.
     block_input: Option<usize>,
@@ -204,7 +202,11 @@ impl Explainer {
             if let (Layer::Add, [a, b]) = (&n.layer, n.inputs.as_slice()) {
                 let (ca, fa) = walk(*a);
                 let (cb, fb) = walk(*b);
-                let shortcut = if ca <= cb { 0 } else { 1 };
+                let shortcut = match ca.cmp(&cb) {
+                    std::cmp::Ordering::Less => Some(0),
+                    std::cmp::Ordering::Greater => Some(1),
+                    std::cmp::Ordering::Equal => None,
+                };
                 let convs = ca.min(cb);
                 let block_input = if fa == fb { fa } else { None };
                 out.insert(i, Residual { shortcut, projection: convs > 0, block_input });

@@ -118,7 +118,8 @@ impl Explainer {
     /// main branch (`parts` in input order); `None` for other nodes.
     fn block_entry(&self, i: usize, node: String, total: f64, parts: &[ArrayD<f32>]) -> Option<BlockEntry> {
         let (Some(res), [a, b]) = (self.residuals.get(&i), parts) else { return None };
-        let (rs, rm) = if res.shortcut == 0 { (a, b) } else { (b, a) };
+        // an addition whose inputs cannot be told apart has no shortcut to report
+        let (rs, rm) = if res.shortcut? == 0 { (a, b) } else { (b, a) };
         Some(BlockEntry {
             node,
             projection: res.projection,
@@ -246,20 +247,44 @@ impl Explainer {
                     .copied()
                     .ok_or_else(|| Error::Internal("addition without analysis".into()))?;
                 let split = variant.split(res.projection);
-                let s = a(res.shortcut)?;
-                let m = a(1 - res.shortcut)?;
+                let shortcut = Self::shortcut_slot(node, res, split)?;
+                let s = a(shortcut)?;
+                let m = a(1 - shortcut)?;
                 let mut rs = ArrayD::zeros(r.raw_dim());
                 let mut rm = ArrayD::zeros(r.raw_dim());
                 Zip::from(&mut rs).and(&mut rm).and(s).and(m).and(&r).for_each(|rs, rm, &s, &m, &r| {
                     (*rs, *rm) = split.split_one(s, m, r);
                 });
-                if res.shortcut == 0 {
+                if shortcut == 0 {
                     vec![rs, rm]
                 } else {
                     vec![rm, rs]
                 }
             }
         })
+    }
+
+    /// The input slot `split` treats as the shortcut at addition `node`. Where both inputs pass
+    /// through as many weighted layers, neither is the shortcut: a split that treats its two
+    /// inputs alike does not need to know (slot 0 will do), one that does not is refused.
+    ///
+    /// # Errors
+    /// [`Error::UnsupportedOp`] naming the addition for an asymmetric split (everything to the
+    /// main branch: `latest` and `simple` at identity shortcuts) where the shortcut is unknown.
+    fn shortcut_slot(node: &crate::graph::Node, res: Residual, split: Split) -> Result<usize> {
+        match res.shortcut {
+            Some(slot) => Ok(slot),
+            None if split.is_symmetric() => Ok(0),
+            None => Err(Error::UnsupportedOp {
+                node: node.name.clone(),
+                op: node.layer.kind().into(),
+                reason: format!(
+                    "both inputs of this residual addition pass through the same number of weighted layers, so \
+                     neither is the shortcut, and the {split:?} split needs to know which is; choose flows_skip, \
+                     flows_skip_simple or conventional"
+                ),
+            }),
+        }
     }
 
     /// Takes a tensor at node `i`'s output back to its input's shape through a reshape or

@@ -55,7 +55,7 @@ impl Explainer {
             };
             let mut s = ArrayD::<f32>::zeros(r.raw_dim());
             Zip::from(&mut s).and(z).and(r).and(&mut lost).for_each(|s, &z, &r, lost| {
-                if conserve && z.abs() <= ZERO_Z {
+                if conserve && z.abs() <= ZERO_DENOMINATOR {
                     if r != 0.0 {
                         *lost += coef * r;
                         any_lost = true;
@@ -78,6 +78,11 @@ impl Explainer {
 
     /// Relevance whose denominator was zero goes back flat over the positive weights of the
     /// receptive field, or over all of it where those are zero too. Nothing is dropped.
+    ///
+    /// # Errors
+    /// [`Error::UnsupportedOp`] naming the layer if relevance reached an output whose receptive
+    /// field lies wholly in the padding: it reads no input, so no input can take its relevance
+    /// (only its bias made it), and dropping it would break conservation unnoticed.
     pub(super) fn flat_fallback(&mut self, i: usize, a: &ArrayD<f32>, lost: ArrayD<f32>) -> Result<ArrayD<f32>> {
         let ones = ArrayD::<f32>::ones(a.raw_dim());
         let mut out = ArrayD::<f32>::zeros(a.raw_dim());
@@ -87,7 +92,7 @@ impl Explainer {
             let mut s = ArrayD::<f32>::zeros(rest.raw_dim());
             let mut remaining = false;
             Zip::from(&mut s).and(&z).and(&mut rest).for_each(|s, &z, r| {
-                if z > ZERO_Z {
+                if z > ZERO_DENOMINATOR {
                     *s = *r / z;
                     *r = 0.0;
                 } else if *r != 0.0 {
@@ -96,10 +101,18 @@ impl Explainer {
             });
             out += &self.shared.kernel(&self.graph, i, wm, Direction::Transpose, false)?.run(&s)?;
             if !remaining {
-                break;
+                return Ok(out);
             }
         }
-        Ok(out)
+        let outputs = rest.iter().filter(|&&r| r != 0.0).count();
+        Err(Error::UnsupportedOp {
+            node: self.graph.nodes[i].name.clone(),
+            op: self.graph.nodes[i].layer.kind().into(),
+            reason: format!(
+                "relevance reached {outputs} output(s) whose window lies wholly in the zero padding: they read \
+                 no input, so the conserving composite has nowhere to send it"
+            ),
+        })
     }
 }
 
