@@ -182,7 +182,7 @@ impl Model {
 
     /// An explainer for this model.
     pub fn explainer(&self) -> Explainer {
-        Explainer::with_plan(Arc::clone(&self.graph), self.plan.clone())
+        Explainer::with_plan(Arc::clone(&self.graph), self.plan.clone()).with_channel_axis(self.input.channel_axis())
     }
 
     /// Plain inference with tract's optimised plan: the model's own output, flattened.

@@ -6,7 +6,9 @@
 //! hand); `sweep` the relevance sweep and its ledger (residual splits, pooling, routing);
 //! `weighted` the one routine every weighted-layer [`Rule`] configures; `cache` the compiled
 //! kernels, the class-independent denominators and the helper thread that computes them ahead of
-//! the sweep; `gradient` the backward pass of gradient × input.
+//! the sweep; `gradient` the backward pass of the gradient methods (gradient × input, Guided
+//! Backprop, Integrated Gradients); `cam` the baselines that are not one sweep (Integrated
+//! Gradients, Guided Backprop, Grad-CAM, Score-CAM) and their pure helpers.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -31,6 +33,7 @@ const ZERO_Z: f32 = 1e-25;
 
 mod api;
 mod cache;
+pub mod cam;
 mod forward;
 mod gradient;
 mod sweep;
@@ -38,7 +41,10 @@ mod weighted;
 
 pub use api::{Activations, BlockEntry, Explanation, LedgerEntry, Method, Start, Target};
 use cache::{denominator, layer_io, Shared};
+pub use cam::{IG_STEPS, SCORE_CAM_CHANNELS};
 pub use forward::{softmax, ForwardPlan};
+pub use gradient::gauss_legendre;
+use gradient::Backprop;
 use weighted::modify_input;
 
 /// Shortcut analysis of one residual addition.
@@ -68,6 +74,8 @@ pub struct Explainer {
     /// Whether an explanation computes its denominators on a second thread (see
     /// [`Explainer::set_parallel`]).
     parallel: bool,
+    /// The input's channel axis (1 for NCHW, 3 for NHWC): where the CAMs' `[H, W]` maps spread.
+    channel_axis: usize,
 }
 
 /// Σ of a tensor in f64, over eight running sums so that the loop vectorises.
@@ -124,7 +132,16 @@ impl Explainer {
     fn build(graph: Arc<LayerGraph>, plan: Option<ForwardPlan>) -> Self {
         let residuals = Self::find_residuals(&graph);
         let first_weighted = graph.nodes.iter().position(|n| matches!(n.layer, Layer::Conv { .. }));
-        Explainer { graph, plan, residuals, first_weighted, shared: Arc::default(), scope: None, parallel: false }
+        Explainer {
+            graph,
+            plan,
+            residuals,
+            first_weighted,
+            shared: Arc::default(),
+            scope: None,
+            parallel: false,
+            channel_axis: 1,
+        }
     }
 
     /// With `true`, an LRP explanation computes the denominators of its weighted layers on a
@@ -135,6 +152,13 @@ impl Explainer {
     /// exactly as on one thread, only elsewhere.
     pub fn set_parallel(&mut self, on: bool) {
         self.parallel = on && cfg!(feature = "threads");
+    }
+
+    /// Sets the input's channel axis (1 for NCHW, the default; 3 for NHWC), which the class
+    /// activation maps need to know where the input's height and width are.
+    pub fn with_channel_axis(mut self, axis: usize) -> Self {
+        self.channel_axis = axis;
+        self
     }
 
     /// The layer graph.
