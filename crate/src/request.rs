@@ -323,6 +323,10 @@ pub struct Defaults {
     pub block: usize,
     /// Patches per step of the curves.
     pub step: usize,
+    /// Quadrature points of Integrated Gradients (`ig`): forward and backward passes.
+    pub ig_steps: usize,
+    /// Channels Score-CAM (`scorecam`) uses as masks: forward passes.
+    pub score_cam_channels: usize,
 }
 
 /// Limits the engine enforces.
@@ -371,6 +375,8 @@ pub fn capabilities() -> Capabilities {
             eval_quantize: EVAL_QUANTIZE,
             block: DEFAULT_BLOCK,
             step: DEFAULT_STEP,
+            ig_steps: IG_STEPS,
+            score_cam_channels: SCORE_CAM_CHANNELS,
         },
         preprocess: Preprocess::default(),
         limits: Limits { max_model_bytes: MAX_MODEL_BYTES },
