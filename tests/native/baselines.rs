@@ -114,7 +114,8 @@ fn integrated_gradients_is_complete_within_one_percent_at_50_steps() {
         let zero = ex.forward(ArrayD::zeros(x.raw_dim())).unwrap();
         let acts = ex.forward(x).unwrap();
         let target = ex.resolve_target(&acts, Target::Top1).unwrap();
-        let e = ex.explain(&acts, Target::Top1, Start::Probability, &Method::IntegratedGradients { steps: 50 }).unwrap();
+        let e =
+            ex.explain(&acts, Target::Top1, Start::Probability, &Method::IntegratedGradients { steps: 50 }).unwrap();
         let want = (acts.logits()[target] - zero.logits()[target]) as f64;
         let rel = (e.input_relevance_sum() - want).abs() / want.abs();
         assert!(rel < 0.01, "{name}: Σ {} vs f(x) − f(0) = {want} ({rel:.2e})", e.input_relevance_sum());
@@ -169,7 +170,10 @@ fn cams_need_a_global_pooling_and_say_so() {
         source: None,
     };
     let graph = LayerGraph {
-        nodes: vec![node("x", Layer::Input, vec![], vec![1, 3, 2, 2]), node("flat", Layer::Reshape, vec![0], vec![1, 12])],
+        nodes: vec![
+            node("x", Layer::Input, vec![], vec![1, 3, 2, 2]),
+            node("flat", Layer::Reshape, vec![0], vec![1, 12]),
+        ],
         logits: 1,
         output: 1,
     };

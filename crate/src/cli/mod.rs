@@ -212,13 +212,7 @@ impl ExplainArgs {
             (None, _) => MethodName::Lrp(self.variant),
         };
         let method = name.method(&self.composite, &self.rules.params(), pre.bounds())?;
-        Ok(ExplainRequest {
-            target: self.target,
-            start: self.start,
-            method,
-            seed: 0,
-            quantize: self.quantize,
-        })
+        Ok(ExplainRequest { target: self.target, start: self.start, method, seed: 0, quantize: self.quantize })
     }
 }
 

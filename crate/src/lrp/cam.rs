@@ -119,8 +119,7 @@ impl Explainer {
         });
         pools
             .filter_map(|n| n.inputs.first().copied())
-            .filter(|&k| g.nodes[k].shape.len() == 4 && g.nodes[k].shape[0] == 1)
-            .last()
+            .rfind(|&k| g.nodes[k].shape.len() == 4 && g.nodes[k].shape[0] == 1)
             .ok_or_else(|| {
                 Error::param(
                     "method",
@@ -132,7 +131,12 @@ impl Explainer {
 
     /// The baselines other than gradient × input: the explanation of class `target` with
     /// `method` (no ledger, no blocks; not meant to conserve).
-    pub(super) fn explain_baseline(&mut self, acts: &Activations, target: usize, method: &Method) -> Result<Explanation> {
+    pub(super) fn explain_baseline(
+        &mut self,
+        acts: &Activations,
+        target: usize,
+        method: &Method,
+    ) -> Result<Explanation> {
         let relevance = match method {
             Method::GuidedBackprop => self.backward(acts, target, 0, Backprop::Guided)?,
             Method::IntegratedGradients { steps } => self.integrated_gradients(&acts.values[0], target, *steps)?,
