@@ -9,7 +9,7 @@ const safe = (text) => text.replace(/[^\w-]+/g, '_');
 
 /** `photo.class.method`: what an explanation's files are called. */
 export function explanationStem(imageName, className, options) {
-  const how = options.method === 'gradient' ? 'gradient_x_input' : `${options.composite}.${options.variant}`;
+  const how = options.method === 'gradient' ? 'gradient_x_input' : options.method === 'lrp' ? `${options.composite}.${options.variant}` : options.method;
   return `${stemOf(imageName)}.${safe(className)}.${how}`;
 }
 

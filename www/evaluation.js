@@ -5,6 +5,7 @@
 import { save } from './dom.js';
 import { evaluationCsv } from './downloads.js';
 import * as hooks from './hooks.js';
+import { isLrp } from './methods.js';
 import { errorText } from './raster.js';
 import { isStop } from './engine.js';
 import * as options from './views/options.js';
@@ -37,7 +38,7 @@ function requestOptions(key) {
   const { quantize, step } = view.settings();
   const o = { target: state.target, quantize, step };
   if (key === 'random') return { ...o, method: 'random', seed: 0 };
-  if (key === 'gradient') return { ...o, method: 'gradient', start: options.start() };
+  if (!isLrp(key, state.capabilities.variants)) return { ...o, method: key, start: options.start() };
   return { ...o, method: 'lrp', composite: options.composite(), variant: key, start: options.start() };
 }
 

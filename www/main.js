@@ -15,6 +15,7 @@ import { explanationFiles, explanationStem } from './downloads.js';
 import { EngineClient, isStop, pageWorkerUrl } from './engine.js';
 import * as evaluation from './evaluation.js';
 import * as hooks from './hooks.js';
+import { baselineOptions, baselines } from './methods.js';
 import { describeImage, feedRequest, isModelFile, prepare, readItems, sampleItem } from './images.js';
 import { encodeNpy, encodePng } from './overlay.js';
 import { errorText } from './raster.js';
@@ -320,7 +321,7 @@ function clearCompare() {
   comparison.reset();
 }
 
-/** Every variant (current composite) and gradient × input, for the current photo and class. */
+/** Every variant (current composite) and every baseline, for the current photo and class. */
 async function compareAll() {
   if (!state.image || state.target === null) return;
   clearCompare();
@@ -328,7 +329,7 @@ async function compareAll() {
   const base = options.read(state.target);
   const composite = options.composite();
   const list = state.capabilities.variants.map((v) => ({ key: v, options: { ...base, method: 'lrp', composite, variant: v } }));
-  list.push({ key: 'gradient', options: { target: base.target, start: base.start, quantize: base.quantize, method: 'gradient' } });
+  for (const key of baselines(state.capabilities.methods, state.capabilities.variants)) list.push({ key, options: baselineOptions(key, base) });
   const { width, height } = state.image.base;
   comparison.start(list, width, height, (picked) => {
     options.show(picked);

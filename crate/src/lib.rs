@@ -40,7 +40,7 @@
 //! | data | [`graph`], [`rules`], [`split`], [`composite`] | the layer graph (data only); rules as data; relevance splitting; composites (rule per layer kind, registered by name) |
 //! | import | [`import`] | tract's typed ops → layer graph, one function per op, and the canonizers |
 //! | kernels | [`conv`], [`pool`] | convolutions on tract's kernels; pooling windows |
-//! | engine | [`lrp`] | the forward pass that keeps what LRP reads, and the relevance sweep |
+//! | engine | [`lrp`] | the forward pass that keeps what LRP reads, the relevance sweep, and the baselines (gradient methods, class activation maps) |
 //! | input | [`preprocess`], [`model`] | image → input tensor; ONNX bytes → model (the one guarded load pipeline) |
 //! | outputs | [`heatmap`], [`metrics`], [`stats`] | maps from relevance; insertion / deletion / ID; their statistics over images |
 //! | application | [`request`], [`session`] | names → typed choices; a model plus the current input → predictions, explanations, evaluations |

@@ -207,7 +207,8 @@ impl Model {
 
     /// An explainer for this model.
     pub fn explainer(&self) -> Explainer {
-        let ex = Explainer::with_plan(Arc::clone(&self.graph), self.plan.clone());
+        let ex = Explainer::with_plan(Arc::clone(&self.graph), self.plan.clone())
+            .with_channel_axis(self.input.channel_axis());
         match &self.raw_batchnorm {
             Some(raw) => ex.with_raw_batchnorm(Arc::clone(raw)),
             None => ex,

@@ -5,9 +5,9 @@
 //! [`capabilities`].
 //!
 //! One word for what is computed: the **method** is `flows_skip | flows_skip_simple | latest |
-//! simple | conventional` (LRP with that splitting variant), `gradient` (gradient × input) or
-//! `random` (the random ranking of the evaluation); the **composite** (which LRP rule on which
-//! layer) is chosen separately. For the page's older form, `method: "lrp"` with a separate
+//! simple | conventional` (LRP with that splitting variant), or a baseline: `gradient` (gradient ×
+//! input), `ig` (Integrated Gradients), `guided_backprop`, `gradcam`, `scorecam` or `random` (a
+//! seeded random ranking); the **composite** (which LRP rule on which layer) is chosen separately. For the page's older form, `method: "lrp"` with a separate
 //! `variant` means the same as naming the variant.
 
 use std::str::FromStr;
@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::composite::{Composite, Params, COMPOSITES};
 use crate::error::{Error, Result};
-use crate::lrp::{Method, Start, Target};
+use crate::lrp::{Method, Start, Target, IG_STEPS, SCORE_CAM_CHANNELS};
 use crate::metrics::{InsDelConfig, DEFAULT_BLOCK, DEFAULT_STEP};
 use crate::model::MAX_MODEL_BYTES;
 use crate::preprocess::Preprocess;
@@ -69,16 +69,34 @@ impl std::fmt::Display for Variant {
     }
 }
 
-/// What is computed: LRP with a splitting variant, gradient × input, or the random ranking.
+/// What is computed: LRP with a splitting variant, or one of the baselines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MethodName {
     /// LRP with this splitting variant (and a composite chosen separately).
     Lrp(Variant),
     /// Gradient × input.
     Gradient,
-    /// A seeded random ranking (evaluations only).
+    /// Integrated Gradients ([`Method::IntegratedGradients`], [`IG_STEPS`] points).
+    IntegratedGradients,
+    /// Guided Backprop ([`Method::GuidedBackprop`]).
+    GuidedBackprop,
+    /// Grad-CAM ([`Method::GradCam`]).
+    GradCam,
+    /// Score-CAM ([`Method::ScoreCam`], [`SCORE_CAM_CHANNELS`] channels).
+    ScoreCam,
+    /// A seeded random ranking of the pixels.
     Random,
 }
+
+/// The baselines, in the order of the evaluation's table (after the splitting variants).
+const BASELINES: [MethodName; 6] = [
+    MethodName::Gradient,
+    MethodName::IntegratedGradients,
+    MethodName::GuidedBackprop,
+    MethodName::GradCam,
+    MethodName::ScoreCam,
+    MethodName::Random,
+];
 
 impl MethodName {
     /// The name, as [`FromStr`] reads it.
@@ -86,13 +104,17 @@ impl MethodName {
         match self {
             MethodName::Lrp(v) => v.name(),
             MethodName::Gradient => "gradient",
+            MethodName::IntegratedGradients => "ig",
+            MethodName::GuidedBackprop => "guided_backprop",
+            MethodName::GradCam => "gradcam",
+            MethodName::ScoreCam => "scorecam",
             MethodName::Random => "random",
         }
     }
 
     /// Every method, in the order of the evaluation's table: the variants, then the baselines.
     pub fn all() -> Vec<MethodName> {
-        VARIANTS.iter().map(|&v| MethodName::Lrp(v)).chain([MethodName::Gradient, MethodName::Random]).collect()
+        VARIANTS.iter().map(|&v| MethodName::Lrp(v)).chain(BASELINES).collect()
     }
 
     /// The engine's [`Method`] with composite `composite` and rule parameters `params`
@@ -107,6 +129,10 @@ impl MethodName {
                 Some(Method::Lrp { composite: Composite::by_name(composite, zbox)?.with_params(params)?, variant })
             }
             MethodName::Gradient => Some(Method::GradientTimesInput),
+            MethodName::IntegratedGradients => Some(Method::IntegratedGradients { steps: IG_STEPS }),
+            MethodName::GuidedBackprop => Some(Method::GuidedBackprop),
+            MethodName::GradCam => Some(Method::GradCam),
+            MethodName::ScoreCam => Some(Method::ScoreCam { channels: SCORE_CAM_CHANNELS }),
             MethodName::Random => None,
         })
     }
@@ -114,13 +140,14 @@ impl MethodName {
 
 impl FromStr for MethodName {
     type Err = Error;
-    /// A variant name, `gradient` or `random`; `lrp` is the default variant.
+    /// A [`MethodName::name`]; `lrp` is the default variant.
     fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "lrp" => Ok(MethodName::Lrp(DEFAULT_VARIANT)),
-            "gradient" => Ok(MethodName::Gradient),
-            "random" => Ok(MethodName::Random),
-            s => Variant::from_name(s).map(MethodName::Lrp).map_err(|_| {
+        if s == "lrp" {
+            return Ok(MethodName::Lrp(DEFAULT_VARIANT));
+        }
+        match BASELINES.into_iter().find(|m| m.name() == s) {
+            Some(m) => Ok(m),
+            None => Variant::from_name(s).map(MethodName::Lrp).map_err(|_| {
                 let known: Vec<&str> = MethodName::all().into_iter().map(MethodName::name).collect();
                 Error::param("method", format!("`{s}`: use `lrp`, {}", known.join(", ")))
             }),
@@ -134,9 +161,9 @@ impl std::fmt::Display for MethodName {
     }
 }
 
-/// The error for asking the random ranking (an evaluation baseline) for an explanation.
+/// The error for asking the explainer itself for the random ranking (a session draws it).
 pub(crate) fn random_explains_nothing() -> Error {
-    Error::param("method", "`random` ranks pixels for evaluations only; it explains nothing")
+    Error::param("method", "`random` is a seeded random map a session draws, not a method of the explainer")
 }
 
 /// What one explanation (or the ranking of one evaluation) is asked with, typed.
@@ -296,6 +323,10 @@ pub struct Defaults {
     pub block: usize,
     /// Patches per step of the curves.
     pub step: usize,
+    /// Quadrature points of Integrated Gradients (`ig`): forward and backward passes.
+    pub ig_steps: usize,
+    /// Channels Score-CAM (`scorecam`) uses as masks: forward passes.
+    pub score_cam_channels: usize,
 }
 
 /// Limits the engine enforces.
@@ -312,7 +343,8 @@ pub struct Limits {
 pub struct Capabilities {
     /// The crate version.
     pub version: &'static str,
-    /// Values of the page protocol's `method`.
+    /// Every method name, in the order of the evaluation's table (the protocol's `method`; the
+    /// older `lrp` with a separate `variant` is accepted too).
     pub methods: Vec<&'static str>,
     /// Splitting variants.
     pub variants: Vec<&'static str>,
@@ -332,7 +364,7 @@ pub struct Capabilities {
 pub fn capabilities() -> Capabilities {
     Capabilities {
         version: env!("CARGO_PKG_VERSION"),
-        methods: vec!["lrp", "gradient", "random"],
+        methods: MethodName::all().into_iter().map(MethodName::name).collect(),
         variants: VARIANTS.iter().map(|v| v.name()).collect(),
         composites: COMPOSITES.to_vec(),
         defaults: Defaults {
@@ -343,6 +375,8 @@ pub fn capabilities() -> Capabilities {
             eval_quantize: EVAL_QUANTIZE,
             block: DEFAULT_BLOCK,
             step: DEFAULT_STEP,
+            ig_steps: IG_STEPS,
+            score_cam_channels: SCORE_CAM_CHANNELS,
         },
         preprocess: Preprocess::default(),
         limits: Limits { max_model_bytes: MAX_MODEL_BYTES },

@@ -14,7 +14,7 @@ use crate::lrp::{Activations, Explainer, Explanation, Method, Target};
 use crate::metrics::{self, InsDel, InsDelConfig, Masker, Progress, Runner};
 use crate::model::{BatchPlan, Model};
 use crate::preprocess::Preprocess;
-use crate::request::{random_explains_nothing, ExplainRequest};
+use crate::request::ExplainRequest;
 
 /// Classes listed in a [`Prediction`].
 pub const TOP_K: usize = 5;
@@ -242,21 +242,39 @@ impl Session {
         self.explainer.resolve_target(&self.current()?.acts, target)
     }
 
-    /// Explains the current input; `request.method` must not be the random ranking.
+    /// Explains the current input. The random ranking (`request.method` `None`) is explained by
+    /// its seeded random map ([`metrics::random_map`], seed `request.seed`), spread over the
+    /// channels like the class activation maps, so that it shows and evaluates like the others.
     ///
     /// # Errors
-    /// [`Error::InvalidParam`] with no input, for the random ranking or a class out of range; as
-    /// [`Explainer::explain`].
+    /// [`Error::InvalidParam`] with no input or a class out of range; as [`Explainer::explain`].
     pub fn explain(&mut self, request: &ExplainRequest) -> Result<Explained> {
-        let method = request.method.as_ref().ok_or_else(random_explains_nothing)?;
         let current = self.current.as_ref().ok_or_else(no_input)?;
-        let explanation = self.explainer.explain(&current.acts, request.target, request.start, method)?;
+        let explanation = match &request.method {
+            Some(method) => self.explainer.explain(&current.acts, request.target, request.start, method)?,
+            None => self.random_explanation(request)?,
+        };
         let map = crate::heatmap::map(&explanation.relevance, self.model.input(), request.quantize)?;
-        let batchnorm = match method {
-            Method::Lrp { composite, .. } => Some(batchnorm_note(&self.model, composite)),
+        let batchnorm = match &request.method {
+            Some(Method::Lrp { composite, .. }) => Some(batchnorm_note(&self.model, composite)),
             _ => None,
         };
         Ok(Explained { explanation, map, batchnorm })
+    }
+
+    /// The random ranking as an explanation: no start relevance, not conserving.
+    fn random_explanation(&self, request: &ExplainRequest) -> Result<Explanation> {
+        let input = self.model.input();
+        let map = metrics::random_map(input.height, input.width, request.seed);
+        let relevance = crate::lrp::cam::spread_over_channels(&map, &input.shape, input.channel_axis())?;
+        Ok(Explanation {
+            target: self.resolve_target(request.target)?,
+            start_relevance: 0.0,
+            relevance,
+            ledger: vec![],
+            blocks: vec![],
+            conserves: false,
+        })
     }
 
     /// The insertion and deletion curves of the current photo for `request`'s ranking (the
@@ -300,7 +318,8 @@ impl Session {
         Ok(Evaluation { target, probability, curves, pixels: input.height * input.width, explain_time, curves_time })
     }
 
-    /// The ranking map of an evaluation: the explanation's map, or the seeded random ranking.
+    /// The ranking map of an evaluation: the explanation's map (for the random ranking, the
+    /// seeded random map itself, not its sum over channels of thirds, which could tie).
     fn ranking(&mut self, request: &ExplainRequest) -> Result<Array2<f32>> {
         match request.method {
             None => {

@@ -83,7 +83,8 @@ struct ExplainSummary<'a> {
     target: usize,
     start_relevance: f32,
     input_relevance_sum: f64,
-    conservation_error: f64,
+    /// `null` for the baselines (only LRP is meant to conserve).
+    conservation_error: Option<f64>,
     ledger: &'a [LedgerEntry],
     blocks: &'a [BlockEntry],
     width: usize,
@@ -208,7 +209,7 @@ impl WasmExplainer {
             target: e.target,
             start_relevance: e.start_relevance,
             input_relevance_sum: e.input_relevance_sum(),
-            conservation_error: e.conservation_error(),
+            conservation_error: e.conservation(),
             ledger: &e.ledger,
             blocks: &e.blocks,
             width,

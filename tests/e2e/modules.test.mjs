@@ -1,6 +1,7 @@
 // Unit tests of the page's other pure modules (no browser): www/plot.js (the insertion and deletion
 // plots as drawing operations), www/downloads.js (file names and the CSV), www/raster.js (display
-// sizes, the colour bar, number formatting), www/protocol.js (the worker side of the envelope).
+// sizes, the colour bar, number formatting), www/protocol.js (the worker side of the envelope),
+// www/methods.js (how the page names the engine's methods).
 //
 //   node --test tests/e2e/modules.test.mjs
 
@@ -8,6 +9,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { csvField, evaluationCsv, explanationFiles, explanationStem } from '../../www/downloads.js';
+import { baselineOptions, baselines, baselineText, isLrp } from '../../www/methods.js';
 import { colormapColor } from '../../www/overlay.js';
 import { curvePlot, curveSeries, dotPoints, MARGIN, plotLabel, plotSize } from '../../www/plot.js';
 import { answerRequests, isTrap, STATUS, transferring } from '../../www/protocol.js';
@@ -83,6 +85,7 @@ test('downloads: an explanation’s files are named after photo, class and metho
   const lrp = { method: 'lrp', composite: 'conserving', variant: 'flows_skip' };
   assert.equal(explanationStem('chelsea.png', 'tabby, tabby cat', lrp), 'chelsea.tabby_tabby_cat.conserving.flows_skip');
   assert.equal(explanationStem('a.b.jpg', 'class 3', { method: 'gradient' }), 'a.b.class_3.gradient_x_input');
+  assert.equal(explanationStem('a.png', 'cat', { method: 'scorecam' }), 'a.cat.scorecam');
   const files = explanationFiles('x');
   assert.deepEqual(files.overlay, { name: 'x.overlay.png', type: 'image/png' });
   assert.equal(files.heatmap.name, 'x.heatmap.png');
@@ -200,4 +203,17 @@ test('protocol: errors name the request, traps say so, `before` runs first', asy
   assert.deepEqual(msgs[1], { id: 2, status: 'error', error: 'no model loaded', trap: false });
   assert.deepEqual(msgs[2], { id: 3, status: 'error', error: 'unknown request `toString`', trap: false });
   assert.equal(isTrap(new WebAssembly.RuntimeError('x')), true);
+});
+
+test('methods: the baselines are the engine’s methods that are not splitting variants, in its order', () => {
+  const variants = ['flows_skip', 'flows_skip_simple', 'latest', 'simple', 'conventional'];
+  const methods = [...variants, 'gradient', 'ig', 'guided_backprop', 'gradcam', 'scorecam', 'random'];
+  assert.deepEqual(baselines(methods, variants), ['gradient', 'ig', 'guided_backprop', 'gradcam', 'scorecam', 'random']);
+  assert.ok(isLrp('lrp', variants) && isLrp('latest', variants) && !isLrp('gradcam', variants));
+  // the cost the page states comes from the engine's defaults
+  assert.match(baselineText('scorecam', { scoreCamChannels: 12 }).description, /12 channels/);
+  assert.match(baselineText('ig', { igSteps: 7 }).description, /7 Gauss/);
+  assert.equal(baselineText('unknown_method').label, 'unknown_method');
+  const base = { target: 3, start: 'logit', quantize: 8, method: 'lrp', composite: 'conserving', variant: 'latest' };
+  assert.deepEqual(baselineOptions('ig', base), { target: 3, start: 'logit', quantize: 8, method: 'ig' });
 });

@@ -275,21 +275,24 @@ test('changing the splitting variant or the colormap changes the picture', async
   await explained(page, s);
 });
 
-test('the comparison grid shows every variant and gradient × input', async () => {
-  await timed('comparison grid (6 explanations, test model)', async () => {
+test('the comparison grid shows every variant and every baseline', async () => {
+  await timed('comparison grid (11 explanations, test model)', async () => {
     await page.click('[data-testid="compare"]');
     await page.waitForFunction(
-      () => document.querySelectorAll('[data-testid="compare-grid"] .cell').length === 6 && !document.querySelector('[data-testid="compare-grid"] .cell.pending'),
+      () => document.querySelectorAll('[data-testid="compare-grid"] .cell').length === 11 && !document.querySelector('[data-testid="compare-grid"] .cell.pending'),
       null,
       { timeout: T.explain },
     );
   });
   const cells = await page.$$eval('[data-testid="compare-grid"] .cell', (els) => els.map((e) => ({ key: e.dataset.variant, sub: e.querySelector('.sub').textContent })));
-  assert.deepEqual(cells.map((c) => c.key), ['flows_skip', 'flows_skip_simple', 'latest', 'simple', 'conventional', 'gradient']);
+  const baselines = ['gradient', 'ig', 'guided_backprop', 'gradcam', 'scorecam', 'random'];
+  assert.deepEqual(cells.map((c) => c.key), ['flows_skip', 'flows_skip_simple', 'latest', 'simple', 'conventional', ...baselines]);
   for (const c of cells.slice(0, 5)) {
     const err = Number(/rel\. error (\S+)/.exec(c.sub)[1]);
     assert.ok(err < 1e-4, `${c.key} conserves with the conserving composite (${c.sub})`);
   }
+  // the baselines are not meant to conserve: the engine gives no error and the page says so
+  for (const c of cells.slice(5)) assert.match(c.sub, /rel\. error n\/a/, c.key);
   await screenshot('test-model-compare.png', page.locator('.compare'));
 });
 

@@ -1,7 +1,8 @@
-// The side-by-side comparison: one cell per Relevance Splitting variant and gradient × input, filled
+// The side-by-side comparison: one cell per Relevance Splitting variant and per baseline, filled
 // as the engine answers.
 
 import { $, canvasOf } from '../dom.js';
+import { baselineText } from '../methods.js';
 import { fmt } from '../raster.js';
 
 const grid = () => $('compare-grid');
@@ -26,7 +27,7 @@ export function start(list, width, height, onPick) {
     cell.dataset.testid = `compare-${key}`;
     const t = document.createElement('span');
     t.className = 'title';
-    t.textContent = key === 'gradient' ? 'gradient × input' : key;
+    t.textContent = options.method === 'lrp' ? key : baselineText(key).label;
     const sub = document.createElement('span');
     sub.className = 'sub';
     sub.textContent = 'computing…';
@@ -44,7 +45,8 @@ export function fill(key, summary) {
   const cell = cellOf(key);
   if (!cell) return;
   cell.classList.remove('pending');
-  const err = key === 'gradient' ? 'n/a' : summary.conservationError.toExponential(1);
+  // only LRP conserves: the engine gives no error for the baselines
+  const err = summary.conservationError == null ? 'n/a' : summary.conservationError.toExponential(1);
   cell.querySelector('.sub').textContent = `Σ R ${fmt(summary.inputRelevanceSum)} · rel. error ${err}`;
 }
 

@@ -2,11 +2,12 @@
 // the relative error, and the tables per residual block and per layer.
 
 import { $ } from '../dom.js';
+import { baselineText } from '../methods.js';
 import { fmt, percentOf } from '../raster.js';
 
-/** Conservation is a property of LRP; gradient × input is not meant to conserve relevance. */
+/** Conservation is a property of LRP; the baselines are not meant to conserve relevance. */
 function note(s, options) {
-  if (options.method !== 'lrp') return 'Gradient × input is not meant to conserve relevance, so no relative error is given.';
+  if (options.method !== 'lrp') return `${baselineText(options.method).label} is not meant to conserve relevance, so no relative error is given.`;
   if (s.conservationError <= 1e-4) return 'Conserved: the pixels carry the relevance the explanation started from.';
   if (options.composite === 'reference') return 'The authors’ rules lose some relevance (max-pool substitute, empty windows); “conserving” does not.';
   return 'Relevance is not conserved exactly with these rules.';
@@ -57,7 +58,7 @@ export function render(s, options) {
   $('start-relevance').textContent = fmt(s.startRelevance);
   $('input-sum').textContent = fmt(s.inputRelevanceSum);
   const rel = $('relative-error');
-  const conserving = options.method === 'lrp';
+  const conserving = options.method === 'lrp' && s.conservationError != null;
   if (conserving) {
     rel.textContent = s.conservationError.toExponential(2);
     rel.dataset.value = String(s.conservationError);
@@ -66,7 +67,7 @@ export function render(s, options) {
     // there is no error to speak of
     rel.textContent = 'n/a';
     delete rel.dataset.value;
-    rel.title = 'not applicable: gradient × input is not meant to conserve relevance';
+    rel.title = `not applicable: ${baselineText(options.method).label} is not meant to conserve relevance`;
   }
   rel.className = conserving ? (s.conservationError <= 1e-4 ? 'good' : 'warn') : '';
   $('conservation-note').textContent = note(s, options);

@@ -1,8 +1,9 @@
 // Insertion and deletion: the methods to compare, the run's progress, the plots, legend and table.
-// Which methods exist comes from the engine (`capabilities()`: its variants, gradient and random);
-// their labels and colours are the page's.
+// Which methods exist comes from the engine (`capabilities()`: its variants and baselines); their
+// labels and colours are the page's.
 
 import { $, el, swatch } from '../dom.js';
+import { baselineText, isLrp } from '../methods.js';
 import { curvePlot, curveSeries, plotLabel, plotSize } from '../plot.js';
 
 // Okabe–Ito colours, distinguishable with the common colour-vision deficiencies
@@ -12,8 +13,12 @@ const LOOK = {
   latest: { color: '#009e73' },
   simple: { color: '#cc79a7' },
   conventional: { label: 'conventional LRP', color: '#d55e00' },
-  gradient: { label: 'gradient × input', color: '#e69f00' },
-  random: { label: 'random', color: '#8c8c8c', dash: [5, 4] },
+  gradient: { color: '#e69f00' },
+  ig: { color: '#f0e442', dash: [8, 3] },
+  guided_backprop: { color: '#000000', dash: [2, 3] },
+  gradcam: { color: '#882255', dash: [8, 3] },
+  scorecam: { color: '#44aa99', dash: [8, 3] },
+  random: { color: '#8c8c8c', dash: [5, 4] },
 };
 
 /** key → {label, color, dash}: the variants, then the engine's other methods. */
@@ -22,8 +27,9 @@ export const METHODS = new Map();
 /** The methods and the default settings from the engine's capabilities. */
 export function setup({ variants, methods, defaults }) {
   METHODS.clear();
-  for (const key of [...variants, ...methods.filter((m) => m !== 'lrp')]) {
-    METHODS.set(key, { label: key, color: '#5d6778', ...LOOK[key] });
+  for (const key of [...variants, ...methods.filter((m) => !isLrp(m, variants))]) {
+    const label = isLrp(key, variants) ? key : baselineText(key, defaults).label;
+    METHODS.set(key, { label, color: '#5d6778', ...LOOK[key] });
   }
   $('eval-quantize').value = String(defaults.evalQuantize);
   $('eval-step').value = String(defaults.step);
@@ -165,8 +171,7 @@ function renderLegend(rows) {
 }
 
 function methodTitle(r) {
-  if (r.key === 'random') return 'a seeded random ranking of the pixels';
-  return r.options.method === 'lrp' ? `LRP, ${r.options.composite}, ${r.options.variant}` : 'gradient × input';
+  return r.options.method === 'lrp' ? `LRP, ${r.options.composite}, ${r.options.variant}` : baselineText(r.key).description;
 }
 
 function renderTable(rows) {

@@ -3,6 +3,7 @@
 // (`capabilities()`); the descriptions next to the names are the page's.
 
 import { $ } from '../dom.js';
+import { baselineText, baselines } from '../methods.js';
 
 const VARIANT_TEXT = {
   flows_skip: 'ratio (the paper)',
@@ -27,8 +28,24 @@ function fill(select, names, texts, selected) {
   }
 }
 
+/** One radio button per baseline after "LRP" (the engine's methods that are not splitting variants). */
+function fillMethods(methods, variants, defaults) {
+  const box = $('method');
+  box.querySelectorAll('label:not(:first-of-type)').forEach((l) => l.remove());
+  for (const key of baselines(methods, variants)) {
+    const { label, description } = baselineText(key, defaults);
+    const l = document.createElement('label');
+    const input = document.createElement('input');
+    Object.assign(input, { type: 'radio', name: 'method', value: key });
+    l.title = description;
+    l.append(input, ` ${label}`);
+    box.append(l);
+  }
+}
+
 /** Builds the lists from the engine's capabilities and selects its defaults. */
-export function setup({ variants, composites, defaults }) {
+export function setup({ methods, variants, composites, defaults }) {
+  fillMethods(methods, variants, defaults);
   fill($('variant'), variants, VARIANT_TEXT, defaults.variant);
   fill($('composite'), composites, COMPOSITE_TEXT, defaults.composite);
   const method = document.querySelector(`input[name="method"][value="${defaults.method}"]`);
@@ -42,8 +59,8 @@ export const method = () => document.querySelector('input[name="method"]:checked
 export const composite = () => $('composite').value;
 export const start = () => $('start').value;
 
-/** The method shown, as a key of the evaluation's methods: a variant, or "gradient". */
-export const methodKey = () => (method() === 'gradient' ? 'gradient' : $('variant').value);
+/** The method shown, as a key of the evaluation's methods: a variant, or a baseline's name. */
+export const methodKey = () => (method() === 'lrp' ? $('variant').value : method());
 
 /** The options of an explanation of class `target` with these settings. */
 export function read(target) {

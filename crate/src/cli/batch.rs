@@ -60,7 +60,7 @@ fn one(
         "probability": prediction.probabilities[e.target],
         "start_relevance": e.start_relevance,
         "input_relevance_sum": e.input_relevance_sum(),
-        "conservation_error": e.conservation_error(),
+        "conservation_error": e.conservation(),
         "method": method_json(request),
         "batchnorm": explained.batchnorm,
         "overlay": png.display().to_string(),

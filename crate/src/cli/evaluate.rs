@@ -17,7 +17,8 @@ use resnet_lrp::{Error, Result, Start, Target};
 use super::{list_images, read_model, PreprocessArgs, RuleArgs};
 
 /// Every method `evaluate` knows, in the order of its table.
-const EVAL_METHODS: &str = "flows_skip,flows_skip_simple,latest,simple,conventional,gradient,random";
+const EVAL_METHODS: &str =
+    "flows_skip,flows_skip_simple,latest,simple,conventional,gradient,ig,guided_backprop,gradcam,scorecam,random";
 
 #[derive(clap::Args)]
 pub(super) struct EvaluateArgs {
@@ -28,7 +29,9 @@ pub(super) struct EvaluateArgs {
     #[arg(long)]
     images: PathBuf,
     /// Comma-separated: splitting variants (flows_skip, flows_skip_simple, latest, simple,
-    /// conventional) with `--composite`, `gradient` (gradient × input), `random` (seeded random ranking).
+    /// conventional) with `--composite`, and the baselines gradient (gradient × input), ig
+    /// (Integrated Gradients, 50 steps), guided_backprop, gradcam, scorecam (32 channels), random
+    /// (seeded random ranking).
     #[arg(long, value_delimiter = ',', default_value = EVAL_METHODS)]
     methods: Vec<MethodName>,
     /// LRP composite for the splitting variants.

@@ -62,7 +62,8 @@ struct ExplainArgs {
     #[arg(long, default_value = "top1")]
     target: Target,
     /// What to compute: a splitting variant (flows_skip, flows_skip_simple, latest, simple,
-    /// conventional: LRP with `--composite`) or `gradient` (gradient × input) [default: --variant].
+    /// conventional: LRP with `--composite`) or a baseline: gradient (gradient × input), ig
+    /// (Integrated Gradients), guided_backprop, gradcam, scorecam, random [default: --variant].
     #[arg(long)]
     method: Option<MethodName>,
     /// Splitting variant when no --method is given: flows_skip, flows_skip_simple, latest, simple, conventional.
@@ -223,16 +224,8 @@ impl ExplainArgs {
             (None, "gradient") => MethodName::Gradient,
             (None, _) => MethodName::Lrp(self.variant),
         };
-        let method = name
-            .method(&self.composite, &self.rules.params(), pre.bounds())?
-            .ok_or_else(|| Error::param("method", "`random` ranks pixels for `evaluate` only; it explains nothing"))?;
-        Ok(ExplainRequest {
-            target: self.target,
-            start: self.start,
-            method: Some(method),
-            seed: 0,
-            quantize: self.quantize,
-        })
+        let method = name.method(&self.composite, &self.rules.params(), pre.bounds())?;
+        Ok(ExplainRequest { target: self.target, start: self.start, method, seed: 0, quantize: self.quantize })
     }
 }
 
@@ -267,7 +260,7 @@ fn explain(a: ExplainArgs) -> Result<()> {
             "target": e.target,
             "start_relevance": e.start_relevance,
             "input_relevance_sum": e.input_relevance_sum(),
-            "conservation_error": e.conservation_error(),
+            "conservation_error": e.conservation(),
             "method": method_json(&request),
             "batchnorm": out.batchnorm,
             "logits": prediction.logits,
@@ -277,13 +270,13 @@ fn explain(a: ExplainArgs) -> Result<()> {
         });
         println!("{out}");
     } else {
+        let conservation = e.conservation().map_or("n/a (not an LRP method)".into(), |c| format!("{c:.2e}"));
         println!(
-            "target {}  p={:.4}  start {:.6}  Σ input relevance {:.6}  conservation error {:.2e}",
+            "target {}  p={:.4}  start {:.6}  Σ input relevance {:.6}  conservation error {conservation}",
             e.target,
             prediction.probabilities[e.target],
             e.start_relevance,
             e.input_relevance_sum(),
-            e.conservation_error()
         );
         if let Some(note) = &out.batchnorm {
             println!("{note}");
@@ -292,11 +285,17 @@ fn explain(a: ExplainArgs) -> Result<()> {
     Ok(())
 }
 
-/// How the JSON outputs name the method of `request`.
+/// How the JSON outputs name the method of `request`: LRP by composite and variant, the
+/// baselines by name (gradient × input keeps its older `gradient_x_input`).
 fn method_json(request: &ExplainRequest) -> serde_json::Value {
     match &request.method {
         Some(Method::Lrp { composite, variant }) => json!({"composite": composite.name, "variant": variant.name()}),
-        _ => json!("gradient_x_input"),
+        Some(Method::GradientTimesInput) => json!("gradient_x_input"),
+        Some(Method::IntegratedGradients { steps }) => json!({"name": "ig", "steps": steps}),
+        Some(Method::GuidedBackprop) => json!("guided_backprop"),
+        Some(Method::GradCam) => json!("gradcam"),
+        Some(Method::ScoreCam { channels }) => json!({"name": "scorecam", "channels": channels}),
+        None => json!("random"),
     }
 }
 

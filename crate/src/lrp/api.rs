@@ -68,6 +68,33 @@ pub enum Method {
     },
     /// Gradient of the target logit times the input.
     GradientTimesInput,
+    /// Integrated Gradients (Sundararajan et al. 2017) from the zero input of the model (the zero
+    /// tensor in the space the model reads, after normalisation, as captum's default baseline):
+    /// `x ⊙ Σ_k w_k ∇f(α_k x)` with Gauss–Legendre nodes `α_k` and weights `w_k` on [0, 1]
+    /// (captum's default `gausslegendre`), `f` the target's logit.
+    IntegratedGradients {
+        /// Quadrature points (captum's default: 50), ≥ 1.
+        steps: usize,
+    },
+    /// Guided Backprop (Springenberg et al. 2015): the gradient of the target logit where every
+    /// ReLU (`max(x, 0)`) also zeroes negative incoming gradients; the gradient itself, not × input.
+    GuidedBackprop,
+    /// Grad-CAM (Selvaraju et al. 2017) at the input of the global pooling (for a ResNet, the
+    /// output of the last residual stage), upsampled to the input size.
+    GradCam,
+    /// Score-CAM (Wang et al. 2020) at the same node, over the `channels` channels of largest mean
+    /// activation (one forward pass each).
+    ScoreCam {
+        /// Channels used as masks, ≥ 1 (capped by the stage's channels).
+        channels: usize,
+    },
+}
+
+impl Method {
+    /// Whether the method is meant to conserve relevance (LRP); the baselines are not.
+    pub fn conserves(&self) -> bool {
+        matches!(self, Method::Lrp { .. })
+    }
 }
 
 /// Σ relevance at one node, in the order relevance reached it.
@@ -111,6 +138,9 @@ pub struct Explanation {
     pub ledger: Vec<LedgerEntry>,
     /// Per residual block.
     pub blocks: Vec<BlockEntry>,
+    /// Whether the method is meant to conserve relevance ([`Method::conserves`]); for the
+    /// baselines [`Explanation::conservation`] is `None`.
+    pub conserves: bool,
 }
 
 impl Explanation {
@@ -119,7 +149,13 @@ impl Explanation {
         self.relevance.iter().map(|&v| v as f64).sum()
     }
 
-    /// |Σ R_input − R_start| / |R_start|.
+    /// The conservation error for methods meant to conserve relevance (LRP), `None` for the
+    /// baselines (gradients, CAMs, random), where it would be a meaningless number.
+    pub fn conservation(&self) -> Option<f64> {
+        self.conserves.then(|| self.conservation_error())
+    }
+
+    /// |Σ R_input − R_start| / |R_start| (meaningful for LRP only, see [`Self::conservation`]).
     pub fn conservation_error(&self) -> f64 {
         let s = self.start_relevance as f64;
         (self.input_relevance_sum() - s).abs() / s.abs().max(f64::MIN_POSITIVE)

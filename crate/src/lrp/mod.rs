@@ -6,7 +6,9 @@
 //! hand); `sweep` the relevance sweep and its ledger (residual splits, pooling, routing);
 //! `weighted` the one routine every weighted-layer [`Rule`] configures; `cache` the compiled
 //! kernels, the class-independent denominators and the helper thread that computes them ahead of
-//! the sweep; `gradient` the backward pass of gradient × input.
+//! the sweep; `gradient` the backward pass of the gradient methods (gradient × input, Guided
+//! Backprop, Integrated Gradients); `cam` the baselines that are not one sweep (Integrated
+//! Gradients, Guided Backprop, Grad-CAM, Score-CAM) and their pure helpers.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -28,6 +30,7 @@ use crate::split::{Split, Variant};
 
 mod api;
 mod cache;
+pub mod cam;
 mod forward;
 mod gradient;
 mod sweep;
@@ -35,7 +38,10 @@ mod weighted;
 
 pub use api::{Activations, BlockEntry, Explanation, LedgerEntry, Method, Start, Target};
 use cache::{denominator, layer_io, Shared};
+pub use cam::{IG_STEPS, SCORE_CAM_CHANNELS};
 pub use forward::{softmax, ForwardPlan};
+pub use gradient::gauss_legendre;
+use gradient::Backprop;
 use weighted::modify_input;
 
 /// Shortcut analysis of one residual addition.
@@ -70,6 +76,8 @@ pub struct Explainer {
     /// convolutions, for composites with [`Composite::raw_batchnorm`]. It reads the same
     /// activations: the two graphs number their nodes alike.
     raw_batchnorm: Option<Box<Explainer>>,
+    /// The input's channel axis (1 for NCHW, 3 for NHWC): where the CAMs' `[H, W]` maps spread.
+    channel_axis: usize,
 }
 
 /// Σ of a tensor in f64, over eight running sums so that the loop vectorises.
@@ -146,6 +154,7 @@ impl Explainer {
             scope: None,
             parallel: false,
             raw_batchnorm: None,
+            channel_axis: 1,
         }
     }
 
@@ -154,7 +163,8 @@ impl Explainer {
     /// node count cannot be that, and is ignored.
     pub fn with_raw_batchnorm(mut self, raw: Arc<LayerGraph>) -> Self {
         if raw.nodes.len() == self.graph.nodes.len() {
-            self.raw_batchnorm = Some(Box::new(Self::build(raw, None)));
+            let axis = self.channel_axis;
+            self.raw_batchnorm = Some(Box::new(Self::build(raw, None).with_channel_axis(axis)));
         }
         self
     }
@@ -170,6 +180,13 @@ impl Explainer {
         if let Some(raw) = &mut self.raw_batchnorm {
             raw.set_parallel(on);
         }
+    }
+
+    /// Sets the input's channel axis (1 for NCHW, the default; 3 for NHWC), which the class
+    /// activation maps need to know where the input's height and width are.
+    pub fn with_channel_axis(mut self, axis: usize) -> Self {
+        self.channel_axis = axis;
+        self
     }
 
     /// The layer graph.

@@ -51,7 +51,8 @@ impl Explainer {
                 stop.store(true, Ordering::Relaxed);
                 result
             }
-            _ => self.explain_scoped(acts, target, start, method),
+            Method::Lrp { .. } | Method::GradientTimesInput => self.explain_scoped(acts, target, start, method),
+            _ => self.explain_baseline(acts, target, method),
         };
         self.scope = None;
         result
@@ -74,8 +75,8 @@ impl Explainer {
         let mut r0 = ArrayD::<f32>::zeros(IxDyn(&self.graph.nodes[logits].shape));
         if let Some(v) = r0.iter_mut().nth(target) {
             *v = match method {
-                Method::GradientTimesInput => 1.0,
                 Method::Lrp { .. } => start_relevance,
+                _ => 1.0,
             };
         }
         rel[logits] = Some(r0);
@@ -102,7 +103,8 @@ impl Explainer {
                     }
                     parts
                 }
-                Method::GradientTimesInput => self.gradient_node(i, acts, r)?,
+                Method::GradientTimesInput => self.gradient_node(i, acts, r, Backprop::Plain)?,
+                _ => return Err(Error::Internal("not a sweep method".into())),
             };
             for (inp, part) in inputs.iter().zip(parts) {
                 match &mut rel[*inp] {
@@ -166,6 +168,7 @@ impl Explainer {
             relevance,
             ledger,
             blocks: blocks.into_iter().map(|b| b.1).collect(),
+            conserves: method.conserves(),
         })
     }
 
