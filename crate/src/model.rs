@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::glue::{self, declutter, guarded, load_err};
 use crate::graph::LayerGraph;
 use crate::lrp::{Explainer, ForwardPlan};
+use crate::metadata::ModelMetadata;
 pub use crate::preprocess::{InputSpec, Layout, Preprocess, DEFAULT_SIDE};
 
 /// A loaded model: tract's plan for plain inference plus our layer graph.
@@ -20,6 +21,7 @@ pub struct Model {
     plan: ForwardPlan,
     input: InputSpec,
     graph: Arc<LayerGraph>,
+    metadata: ModelMetadata,
 }
 
 impl std::fmt::Debug for Model {
@@ -145,13 +147,15 @@ impl Model {
     ///
     /// # Errors
     /// [`Error::Load`] for bytes that are not a readable ONNX model (or are empty, or larger
-    /// than [`MAX_MODEL_BYTES`]), or weights that are not finite,
+    /// than [`MAX_MODEL_BYTES`]), weights that are not finite, or metadata of ours that is
+    /// invalid ([`crate::metadata`]),
     /// [`Error::UnsupportedInput`] for a non-image input or dynamic channels (a dynamic batch
     /// is pinned to 1, a dynamic height and width to [`DEFAULT_SIDE`]),
     /// [`Error::UnsupportedOp`] naming the first node the explainer cannot handle.
     pub fn from_onnx_bytes(bytes: &[u8]) -> Result<Model> {
         let (mut typed, input) = typed_model(bytes, 1)?;
         let graph = LayerGraph::from_typed(&typed)?;
+        let metadata = ModelMetadata::from_onnx_bytes(bytes, &input, graph.num_classes())?;
         // one plan for plain inference (its first output) and for the explainer's forward pass
         // (the activations explanations read, as further outputs)
         let mut outlets = typed.output_outlets().map_err(load_err)?.to_vec();
@@ -167,12 +171,17 @@ impl Model {
         }
         typed.select_output_outlets(&outlets).map_err(load_err)?;
         let plan = guarded(|| typed.into_optimized()?.into_runnable())?;
-        Ok(Model { plan: ForwardPlan { plan, outputs }, input, graph: Arc::new(graph) })
+        Ok(Model { plan: ForwardPlan { plan, outputs }, input, graph: Arc::new(graph), metadata })
     }
 
     /// The input description.
     pub fn input(&self) -> &InputSpec {
         &self.input
+    }
+
+    /// The preprocessing and class names the file carries ([`crate::metadata`]).
+    pub fn metadata(&self) -> &ModelMetadata {
+        &self.metadata
     }
 
     /// The layer graph.
