@@ -66,6 +66,10 @@ struct ModelInfo<'a> {
     input: &'a crate::InputSpec,
     num_classes: usize,
     layers: Vec<LayerInfo<'a>>,
+    /// The preprocessing in use (the file's own until `setPreprocess`, else ImageNet's).
+    preprocess: &'a Preprocess,
+    /// What the file says about itself: `{preprocess, resize, classes}`, each null when absent.
+    metadata: &'a crate::metadata::ModelMetadata,
 }
 
 #[derive(Serialize)]
@@ -151,13 +155,17 @@ impl WasmExplainer {
         self.session.set_parallel(on && POOL.load(std::sync::atomic::Ordering::Relaxed));
     }
 
-    /// `{input: {name, shape, layout, channels, height, width}, numClasses, layers: [{name, kind, shape}]}`.
+    /// `{input: {name, shape, layout, channels, height, width}, numClasses, layers: [{name, kind, shape}],
+    /// preprocess: {scale, mean, std, bgr}, metadata: {preprocess, resize, classes}}` (`metadata`: what
+    /// the file carries, see [`crate::metadata`]; `preprocess`: what photos go through now).
     pub fn info(&self) -> Result<JsValue, JsError> {
         let model = self.session.model();
         let g = model.graph();
         to_js(&ModelInfo {
             input: model.input(),
             num_classes: g.num_classes(),
+            preprocess: self.session.preprocess(),
+            metadata: model.metadata(),
             layers: g
                 .nodes
                 .iter()
