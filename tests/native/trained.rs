@@ -15,11 +15,12 @@ use crate::models::root;
 const CLASSES: [&str; 10] =
     ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
 
-/// How far the engine's logits may be from torch's (absolute, logits of magnitude up to ~20).
-/// Both compute in float32 but sum in different orders through 15 convolutions: measured
-/// differences are a few 1e-5. A preprocessing that is wrong by little — the mean off by 1 % —
-/// moves the logits by far more (`tolerance_is_tight_enough`), as does any wrong weight.
-const LOGIT_TOL: f32 = 2e-4;
+/// How far the engine's logits may be from torch's (absolute; the samples' logits reach 12).
+/// Both compute in float32 but sum in different orders through 15 convolutions: measured at most
+/// 2.9e-6 (onnxruntime differs from torch by as much), so this leaves a margin of 7. A
+/// preprocessing that is wrong by little — the mean off by 1 % — moves the logits by far more
+/// (`tolerance_is_tight_enough`), as does any wrong weight.
+const LOGIT_TOL: f32 = 2e-5;
 
 fn bytes() -> Vec<u8> {
     std::fs::read(root().join("models/fashion_resnet.onnx")).unwrap()
@@ -90,8 +91,9 @@ fn logits_of_the_samples_are_torchs() {
         assert!(d <= LOGIT_TOL, "{file}: logits differ from torch's by {d}");
         correct += usize::from(got.top[0].class == *label);
     }
-    // the model is 9x % accurate on the whole test set: nearly all of 20 samples are right
-    assert!(correct * 10 >= samples.len() * 8, "{correct}/{} samples classified right", samples.len());
+    // 92.6 % accurate on the whole test set; 19 of the 20 samples are right (an ankle boot is
+    // taken for a sandal)
+    assert!(correct + 1 >= samples.len(), "{correct}/{} samples classified right", samples.len());
 }
 
 #[test]
