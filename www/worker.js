@@ -144,7 +144,7 @@ const handlers = {
     progress({ stage: 'compiling the model' });
     const next = new Explainer(bytesOf(bytes));
     try {
-      next.setPreprocess(preprocess);
+      if (preprocess) next.setPreprocess(preprocess); // none: the file's own, else ImageNet's
     } catch (e) {
       next.free();
       throw e;

@@ -14,6 +14,7 @@ use crate::glue::{self, declutter, guarded, load_err};
 use crate::graph::LayerGraph;
 use crate::import::{batchnorm, canonize};
 use crate::lrp::{Explainer, ForwardPlan};
+use crate::metadata::ModelMetadata;
 pub use crate::preprocess::{InputSpec, Layout, Preprocess, DEFAULT_SIDE};
 
 /// A loaded model: tract's plan for plain inference plus our layer graph.
@@ -25,6 +26,7 @@ pub struct Model {
     /// For a file that keeps `BatchNormalization` nodes after its convolutions: the same graph
     /// with those BatchNorms as layers of their own, for composites that use the raw weights.
     raw_batchnorm: Option<Arc<LayerGraph>>,
+    metadata: ModelMetadata,
 }
 
 impl std::fmt::Debug for Model {
@@ -156,7 +158,8 @@ impl Model {
     ///
     /// # Errors
     /// [`Error::Load`] for bytes that are not a readable ONNX model (or are empty, or larger
-    /// than [`MAX_MODEL_BYTES`]), or weights that are not finite,
+    /// than [`MAX_MODEL_BYTES`]), weights that are not finite, or metadata of ours that is
+    /// invalid ([`crate::metadata`]),
     /// [`Error::UnsupportedInput`] for a non-image input or dynamic channels (a dynamic batch
     /// is pinned to 1, a dynamic height and width to [`DEFAULT_SIDE`]),
     /// [`Error::UnsupportedOp`] naming the first node the explainer cannot handle.
@@ -168,6 +171,7 @@ impl Model {
             Some(folded) => (folded, Some(Arc::new(kept))),
             None => (kept, None),
         };
+        let metadata = ModelMetadata::from_onnx_bytes(bytes, &input, graph.num_classes())?;
         // one plan for plain inference (its first output) and for the explainer's forward pass
         // (the activations explanations read, as further outputs)
         let mut outlets = typed.output_outlets().map_err(load_err)?.to_vec();
@@ -185,12 +189,17 @@ impl Model {
         // the forward pass folds BatchNorm as usual (the selected outputs follow the rewrite)
         guarded(|| batchnorm::release(&mut typed))?;
         let plan = guarded(|| typed.into_optimized()?.into_runnable())?;
-        Ok(Model { plan: ForwardPlan { plan, outputs }, input, graph: Arc::new(graph), raw_batchnorm })
+        Ok(Model { plan: ForwardPlan { plan, outputs }, input, graph: Arc::new(graph), raw_batchnorm, metadata })
     }
 
     /// The input description.
     pub fn input(&self) -> &InputSpec {
         &self.input
+    }
+
+    /// The preprocessing and class names the file carries ([`crate::metadata`]).
+    pub fn metadata(&self) -> &ModelMetadata {
+        &self.metadata
     }
 
     /// The layer graph.

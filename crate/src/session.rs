@@ -130,10 +130,12 @@ fn timed<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, Option<std::time::Durat
 }
 
 impl Session {
-    /// A session over `model`, with ImageNet preprocessing and no input yet.
+    /// A session over `model`, with the preprocessing its file carries (ImageNet's when it carries
+    /// none, see [`crate::metadata`]) and no input yet.
     pub fn new(model: Model) -> Session {
         let explainer = model.explainer();
-        Session { model, explainer, preprocess: Preprocess::default(), current: None, threads: 1, batch: None }
+        let preprocess = model.metadata().preprocess.clone().unwrap_or_default();
+        Session { model, explainer, preprocess, current: None, threads: 1, batch: None }
     }
 
     /// Loads a model from its ONNX bytes.

@@ -68,6 +68,10 @@ struct ModelInfo<'a> {
     /// BatchNorm layers the file keeps apart from its convolutions (0: none, or folded at export).
     batchnorm_kept: usize,
     layers: Vec<LayerInfo<'a>>,
+    /// The preprocessing in use (the file's own until `setPreprocess`, else ImageNet's).
+    preprocess: &'a Preprocess,
+    /// What the file says about itself: `{preprocess, resize, classes}`, each null when absent.
+    metadata: &'a crate::metadata::ModelMetadata,
 }
 
 #[derive(Serialize)]
@@ -156,7 +160,9 @@ impl WasmExplainer {
         self.session.set_parallel(on && POOL.load(std::sync::atomic::Ordering::Relaxed));
     }
 
-    /// `{input: {name, shape, layout, channels, height, width}, numClasses, layers: [{name, kind, shape}]}`.
+    /// `{input: {name, shape, layout, channels, height, width}, numClasses, layers: [{name, kind, shape}],
+    /// preprocess: {scale, mean, std, bgr}, metadata: {preprocess, resize, classes}}` (`metadata`: what
+    /// the file carries, see [`crate::metadata`]; `preprocess`: what photos go through now).
     pub fn info(&self) -> Result<JsValue, JsError> {
         let model = self.session.model();
         let g = model.graph();
@@ -164,6 +170,8 @@ impl WasmExplainer {
             input: model.input(),
             num_classes: g.num_classes(),
             batchnorm_kept: model.raw_batchnorm_graph().map_or(0, |g| g.batchnorms()),
+            preprocess: self.session.preprocess(),
+            metadata: model.metadata(),
             layers: g
                 .nodes
                 .iter()

@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
+import { resolveNames, resolveResize } from '../../www/catalog.js';
 import { csvField, evaluationCsv, explanationFiles, explanationStem } from '../../www/downloads.js';
 import { baselineOptions, baselines, baselineText, isLrp } from '../../www/methods.js';
 import { colormapColor } from '../../www/overlay.js';
@@ -216,4 +217,27 @@ test('methods: the baselines are the engine’s methods that are not splitting v
   assert.equal(baselineText('unknown_method').label, 'unknown_method');
   const base = { target: 3, start: 'logit', quantize: 8, method: 'lrp', composite: 'conserving', variant: 'latest' };
   assert.deepEqual(baselineOptions('ig', base), { target: 3, start: 'logit', quantize: 8, method: 'ig' });
+});
+
+test('catalog: class names from the manifest, else from the model file, else ImageNet for 1000 outputs', () => {
+  const info = (numClasses, classes = null) => ({ numClasses, metadata: { classes, preprocess: null, resize: null } });
+  const own = ['a', 'b'];
+  const manifest = { source: 'manifest', entry: { classes: ['x', 'y'] } };
+  assert.deepEqual(resolveNames(manifest, info(2, own), null).names, ['x', 'y']);
+  const fromFile = { source: 'manifest', entry: { classes: 'metadata' } };
+  assert.deepEqual(resolveNames(fromFile, info(2, own), null).names, own);
+  assert.equal(resolveNames(fromFile, info(3, own), null).names, null, 'names that do not fit the outputs are not used');
+  const imagenet = Array.from({ length: 1000 }, (_, i) => `n${i}`);
+  const file = { source: 'file' };
+  assert.equal(resolveNames(file, info(1000), imagenet).names, imagenet);
+  assert.deepEqual(resolveNames(file, info(2, own), imagenet).names, own);
+});
+
+test('catalog: the crop from the manifest, else from the model file, else the shorter side', () => {
+  const info = (resize) => ({ input: { height: 28 }, metadata: { resize } });
+  const file = { source: 'file', resize: { mode: 'shorter_side', size: null } };
+  assert.deepEqual(resolveResize(file, info('full')), { mode: 'full', size: 28 });
+  assert.deepEqual(resolveResize(file, info(null)), { mode: 'shorter_side', size: 32 });
+  const manifest = { source: 'manifest', resize: { mode: 'stretch', size: 40 } };
+  assert.deepEqual(resolveResize(manifest, info('full')), { mode: 'stretch', size: 40 });
 });

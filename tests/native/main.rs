@@ -9,3 +9,4 @@ mod robustness;
 mod rules;
 mod session;
 mod statistics;
+mod trained;

