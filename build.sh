@@ -61,12 +61,29 @@ setup_rust() {
   fi
 }
 
+# wasm-pack runs the wasm tests in the browsers; with `--mode no-install` it uses the wasm-bindgen above,
+# Debian's chromedriver and the installed geckodriver instead of downloading them
+WASM_PACK_VERSION=0.15.1
+setup_wasm_pack() {
+  if [ "$(wasm-pack --version 2>/dev/null | awk '{print $2}')" != "$WASM_PACK_VERSION" ]; then
+    say "cargo install wasm-pack $WASM_PACK_VERSION"
+    cargo install wasm-pack --version "$WASM_PACK_VERSION" --locked
+  fi
+}
+
+# The wasm tests (tests/wasm) in headless Chromium and Firefox, through wasm-pack, offline.
+wasm_pack_test() {
+  WASM_BINDGEN_TEST_TIMEOUT=300 wasm-pack test --headless --chrome --firefox \
+    --chromedriver /usr/bin/chromedriver --geckodriver "$(command -v geckodriver)" --mode no-install crate --test wasm
+}
+
 setup_browsers() {
   need_root_apt chromium chromium-driver firefox-esr
   if ! command -v geckodriver >/dev/null 2>&1; then
     say "cargo install geckodriver"
     cargo install geckodriver
   fi
+  setup_wasm_pack
 }
 
 setup_python() {
@@ -309,12 +326,8 @@ run_tests() {
   say "native tests of the threads feature (denominators on a second thread)"
   cargo test -p resnet-lrp --features threads --test native parallel
   fuzz --seconds "${FUZZ_SECONDS:-20}"
-  say "wasm tests in headless Chromium"
-  CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=300 \
-    cargo test -p resnet-lrp --target "$WASM_TARGET" --test wasm
-  say "wasm tests in headless Firefox"
-  GECKODRIVER=$(command -v geckodriver) WASM_BINDGEN_TEST_TIMEOUT=300 \
-    cargo test -p resnet-lrp --target "$WASM_TARGET" --test wasm
+  say "wasm tests in headless Chromium and Firefox (wasm-pack test)"
+  wasm_pack_test
   if [ -f tests/e2e/page.test.mjs ]; then
     wasm dev
     cargo build -p resnet-lrp --bin resnet-lrp
