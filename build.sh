@@ -11,7 +11,9 @@
 #   ./build.sh fixtures [--full]  regenerate the test ResNets (--full: full-size ResNet-18/50 too)
 #   ./build.sh train              retrain the bundled Fashion-MNIST ResNet (models/, seeded; about 10-20 min)
 #   ./build.sh bless              rewrite the native golden relevance files used by the parity tests
-#   ./build.sh fuzz [--seconds N] run the cargo fuzz targets (onnx_graph, image) N seconds each (default 600)
+#   ./build.sh fuzz [--seconds N] [--sanitizer address|none]
+#                                 run the cargo fuzz targets (onnx_graph, image) N seconds each (default 600,
+#                                 address sanitizer; `test` runs them 20 s each without a sanitizer)
 #   ./build.sh bench [--relaxed] [--threads]
 #                                 browser benchmark against onnxruntime-web (tests/bench/browser)
 set -euo pipefail
@@ -238,24 +240,25 @@ fuzz_cargo() {
 }
 
 fuzz() {
-  local seconds=600
+  local seconds=600 sanitizer=address
   while [ $# -gt 0 ]; do
     case "$1" in
       --seconds) seconds=$2; shift 2 ;;
       --seconds=*) seconds=${1#--seconds=}; shift ;;
+      --sanitizer) sanitizer=$2; shift 2 ;;
       *) echo "unknown option $1" >&2; exit 2 ;;
     esac
   done
   setup_fuzz
-  say "cargo fuzz build (address sanitizer)"
-  fuzz_cargo build --codegen-units 16
+  say "cargo fuzz build (sanitizer: $sanitizer)"
+  fuzz_cargo build --sanitizer "$sanitizer" --codegen-units 16
   # seeds: the robustness corpus and the test models (not the 20000 × 20000 PNG: too slow per run)
   mkdir -p fuzz/corpus/onnx_graph fuzz/corpus/image
   cp -n tests/robustness/corpus/models/* tests/fixtures/*.onnx fuzz/corpus/onnx_graph/
   find tests/robustness/corpus/images -type f ! -name 'huge_*' -exec cp -n {} fuzz/corpus/image/ \;
   for target in onnx_graph image; do
     say "fuzz $target for $seconds s"
-    fuzz_cargo run --codegen-units 16 "$target" "fuzz/corpus/$target" -- \
+    fuzz_cargo run --sanitizer "$sanitizer" --codegen-units 16 "$target" "fuzz/corpus/$target" -- \
       -max_total_time="$seconds" -timeout=60 -rss_limit_mb=4096 -print_final_stats=1 2>&1 |
       tee "fuzz/$target.log" | grep -E '^(Done|INFO: seed corpus|==[0-9]+==ERROR|SUMMARY)' || true
     [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "fuzz target $target failed: see fuzz/$target.log and fuzz/artifacts/$target/" >&2; exit 1; }
@@ -325,7 +328,9 @@ run_tests() {
   RESNET_LRP_REQUIRE_ASSETS=1 cargo test
   say "native tests of the threads feature (denominators on a second thread)"
   cargo test -p resnet-lrp --features threads --test native parallel
-  fuzz --seconds "${FUZZ_SECONDS:-20}"
+  # a light fuzz run (no sanitizer: a lighter build than the address-sanitizer one);
+  # `./build.sh fuzz` runs the long one with the address sanitizer
+  fuzz --seconds "${FUZZ_SECONDS:-20}" --sanitizer "${FUZZ_SANITIZER:-none}"
   say "wasm tests in headless Chromium and Firefox (wasm-pack test)"
   wasm_pack_test
   if [ -f tests/e2e/page.test.mjs ]; then
