@@ -20,7 +20,9 @@ pub fn fixture(name: &str) -> (Model, ArrayD<f32>) {
     (model, x)
 }
 
-const FIXTURES: [&str; 9] = [
+/// Every image fixture: BN kept and folded, NCHW and NHWC, basic and bottleneck blocks, all γ > 0
+/// and a quarter of the γ < 0.
+pub const FIXTURES: [&str; 9] = [
     "basic_bn",
     "basic_folded",
     "basic_opset18",

@@ -10,21 +10,7 @@ use ndarray::{ArrayD, Axis, Slice};
 use ndarray_npy::{read_npy, write_npy};
 use resnet_lrp::{Start, Target, Variant, VARIANTS};
 
-use crate::models::{fixture, lrp, root};
-
-/// Every image fixture: BN kept and folded, NCHW and NHWC, basic and bottleneck blocks, all γ > 0
-/// and a quarter of the γ < 0.
-const FIXTURES: [&str; 9] = [
-    "basic_bn",
-    "basic_folded",
-    "basic_opset18",
-    "bottleneck_bn",
-    "bottleneck_nhwc",
-    "basic_neg_bn",
-    "basic_neg_folded",
-    "bottleneck_neg_bn",
-    "bottleneck_neg_folded",
-];
+use crate::models::{fixture, lrp, root, FIXTURES};
 
 /// Largest |engine − oracle| allowed, as a fraction of max |R_oracle|, for the splitting variants
 /// whose shares lie in [0, 1] (ratio, half, main only).

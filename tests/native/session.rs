@@ -185,7 +185,8 @@ fn capabilities_are_the_engines_own_names() {
     assert_eq!(json["defaults"]["evalQuantize"], 8);
 }
 
-fn cli(args: &[&str]) -> (bool, String, String) {
+/// Runs the CLI: (success, stdout, stderr).
+pub fn cli(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_resnet-lrp")).args(args).output().unwrap();
     (
         out.status.success(),

@@ -4,6 +4,7 @@
 use resnet_lrp::stats::{paired_bootstrap, summarize, t975};
 
 use crate::models::root;
+use crate::session::cli;
 
 /// t₀.₉₇₅ from printed tables (three decimals, so agreement to 6e-4 means the same printed value).
 #[test]
@@ -60,11 +61,6 @@ fn paired_bootstrap_interval_has_the_normal_theory_width() {
     let p = paired_bootstrap(&c, &a, 1000, 1).unwrap();
     assert!((p.low - 0.25).abs() < 1e-12 && (p.high - 0.25).abs() < 1e-12);
     assert!(paired_bootstrap(&a, &b[..10], 100, 1).is_err());
-}
-
-fn cli(args: &[&str]) -> (bool, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_resnet-lrp")).args(args).output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
 }
 
 fn rows(csv: &std::path::Path) -> Vec<String> {
