@@ -279,7 +279,7 @@ run_tests() {
   local tmp
   tmp=$(mktemp -d)
   "$PY" tests/fixtures/gen_fixtures.py --out "$tmp" >/dev/null
-  for f in tests/fixtures/*.onnx tests/fixtures/*.npy; do
+  for f in tests/fixtures/*.onnx tests/fixtures/*.onnx.data tests/fixtures/*.npy; do
     cmp -s "$f" "$tmp/$(basename "$f")" || { echo "fixture $f differs from what gen_fixtures.py writes" >&2; exit 1; }
   done
   say "robustness corpus is reproducible"

@@ -41,7 +41,7 @@
 //! | import | [`import`] | tract's typed ops → layer graph, one function per op, and the canonizers |
 //! | kernels | [`conv`], [`pool`] | convolutions on tract's kernels; pooling windows |
 //! | engine | [`lrp`] | the forward pass that keeps what LRP reads, and the relevance sweep |
-//! | input | [`preprocess`], [`model`] | image → input tensor; ONNX bytes → model (the one guarded load pipeline) |
+//! | input | [`preprocess`], [`external`], [`model`] | image → input tensor; ONNX external data from side files; ONNX bytes → model (the one guarded load pipeline) |
 //! | outputs | [`heatmap`], [`metrics`] | maps from relevance; insertion / deletion / ID |
 //! | application | [`request`], [`session`] | names → typed choices; a model plus the current input → predictions, explanations, evaluations |
 //! | adapters | `wasm` (browser), the `resnet-lrp` binary (CLI), [`image_io`] (native files) | thin: parse, call [`session`], print or serialise |
@@ -52,6 +52,7 @@
 pub mod composite;
 pub mod conv;
 pub mod error;
+pub mod external;
 pub mod geometry;
 pub(crate) mod glue;
 pub mod graph;

@@ -8,8 +8,8 @@ use std::sync::atomic::AtomicBool;
 use ndarray::{Array2, Array3, ArrayD};
 use serde::Serialize;
 
-use crate::error::{Error, Result};
 use crate::composite::Composite;
+use crate::error::{Error, Result};
 use crate::lrp::{Activations, Explainer, Explanation, Method, Target};
 use crate::metrics::{self, InsDel, InsDelConfig, Masker, Progress, Runner};
 use crate::model::{BatchPlan, Model};
@@ -142,6 +142,14 @@ impl Session {
     /// As [`Model::from_onnx_bytes`].
     pub fn from_onnx_bytes(bytes: &[u8]) -> Result<Session> {
         Ok(Session::new(Model::from_onnx_bytes(bytes)?))
+    }
+
+    /// Loads a model from its ONNX bytes and the side files of its external data.
+    ///
+    /// # Errors
+    /// As [`Model::from_onnx`].
+    pub fn from_onnx(bytes: &[u8], side: &mut crate::external::SideFiles) -> Result<Session> {
+        Ok(Session::new(Model::from_onnx(bytes, side)?))
     }
 
     /// The model.

@@ -6,3 +6,4 @@ mod models;
 mod robustness;
 mod rules;
 mod session;
+mod zoo;
