@@ -15,7 +15,7 @@ import { explanationFiles, explanationStem } from './downloads.js';
 import { EngineClient, isStop, pageWorkerUrl } from './engine.js';
 import * as evaluation from './evaluation.js';
 import * as hooks from './hooks.js';
-import { describeImage, feedRequest, isModelFile, prepare, readItems, sampleItem } from './images.js';
+import { describeImage, feedRequest, isModelFile, isSideFile, prepare, readItems, sampleItem } from './images.js';
 import { encodeNpy, encodePng } from './overlay.js';
 import { errorText } from './raster.js';
 import * as comparison from './views/comparison.js';
@@ -68,7 +68,8 @@ async function loadModel(cand) {
       const bytes = await catalog.modelBytes(cand, report, whenIdle);
       report(`Compiling ${cand.label}…`);
       const preprocess = { ...(cand.preprocess ?? state.capabilities.preprocess) };
-      const { info } = await state.engine.request('load', { bytes, preprocess }, { onProgress: stage(report) });
+      const side = cand.side ?? [];
+      const { info } = await state.engine.request('load', { bytes, side, preprocess }, { onProgress: stage(report) });
       if (token !== state.seq.model) return;
       const { names, note } = catalog.resolveNames(cand, info, state.imagenet);
       const resize = { ...cand.resize, size: cand.resize.size ?? Math.round((info.input.height * 256) / 224) };
@@ -116,23 +117,34 @@ async function applyPreprocess() {
 }
 
 /** Opens the first of the dropped models, unless it is larger than the engine takes. */
-async function openModelFile(models_, limit) {
+/** Opens a dropped or picked model with the side files of its external data (`model.onnx.data`). */
+async function openModelFile(models_, sideFiles, limit) {
+  const still = state.model ? ` Still using ${state.model.label}.` : '';
+  if (!models_.length) {
+    const names = sideFiles.map((f) => f.name).join(', ');
+    notify(`${names}: the external data of a model, not a model. Drop or pick it together with its .onnx file.${still}`, 'error', 'model-error');
+    return;
+  }
   if (models_.length > 1) notify(`Only one model at a time: opening ${models_[0].name}.`, 'info');
   const f = models_[0];
-  const still = state.model ? ` Still using ${state.model.label}.` : '';
-  if (f.size > limit) {
-    const mb = Math.ceil(f.size / 1e6);
-    notify(`Could not load ${f.name}: the file is ${mb} MB; models above ${limit / 1e6} MB are refused.${still}`, 'error', 'model-error');
+  // the limit is on what the engine holds: the model and its side files together
+  const size = [f, ...sideFiles].reduce((s, x) => s + x.size, 0);
+  if (size > limit) {
+    const mb = Math.ceil(size / 1e6);
+    const what = sideFiles.length ? 'the model and its external data are' : 'the file is';
+    notify(`Could not load ${f.name}: ${what} ${mb} MB; models above ${limit / 1e6} MB are refused.${still}`, 'error', 'model-error');
     return;
   }
   let bytes;
+  const side = [];
   try {
     bytes = new Uint8Array(await f.arrayBuffer());
+    for (const s of sideFiles) side.push({ name: s.name, bytes: new Uint8Array(await s.arrayBuffer()) });
   } catch (e) {
     notify(`Could not load ${f.name}: the file could not be read (${errorText(e)}).${still}`, 'error', 'model-error');
     return;
   }
-  await loadModel(catalog.candidateFromFile(f, bytes));
+  await loadModel(catalog.candidateFromFile(f, bytes, side));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -142,7 +154,10 @@ async function addFiles(fileList, origin = 'drop') {
   const files = [...fileList];
   if (!files.length) return;
   const modelFiles = files.filter(isModelFile);
-  if (modelFiles.length) await openModelFile(modelFiles, (await started).limits.maxModelBytes);
+  const sideFiles = files.filter(isSideFile);
+  if (modelFiles.length || sideFiles.length) {
+    await openModelFile(modelFiles, sideFiles, (await started).limits.maxModelBytes);
+  }
   const { items, errors } = await readItems(files);
   for (const { file, kind, text } of errors) {
     if (kind === 'tensor') notify(`Could not read ${file.name}: ${text}`, 'error', 'photo-error');
@@ -387,7 +402,10 @@ function restart(withImage = true) {
   return state.engine.restart(async (direct) => {
     engineStarted(await direct.request('init'));
     const m = state.model;
-    if (m) await direct.request('load', { bytes: await catalog.modelBytes(m, () => {}, whenIdle), preprocess: m.preprocess });
+    if (m) {
+      const bytes = await catalog.modelBytes(m, () => {}, whenIdle);
+      await direct.request('load', { bytes, side: m.side ?? [], preprocess: m.preprocess });
+    }
     if (state.image && withImage) await feed(state.image, undefined, direct);
   });
 }
