@@ -11,6 +11,9 @@
 #   ./build.sh fixtures [--full]  regenerate the test ResNets (--full: full-size ResNet-18/50 too)
 #   ./build.sh bless              rewrite the native golden relevance files used by the parity tests
 #   ./build.sh fuzz [--seconds N] run the cargo fuzz targets (onnx_graph, image) N seconds each (default 600)
+#   ./build.sh zoo [zoo.py options]
+#                                 export real torchvision ResNets with torch's legacy exporter (Debian's
+#                                 python3-torch) and check them through the CLI: load, logits, conservation
 #   ./build.sh bench [--relaxed] [--threads]
 #                                 browser benchmark against onnxruntime-web (tests/bench/browser)
 set -euo pipefail
@@ -270,6 +273,18 @@ bench() { # [--relaxed] [--threads] [--profile P] [bench.mjs options: --runs N -
   node tests/bench/browser/bench.mjs "${pkgs[@]}" --profile "$profile" ${args[@]+"${args[@]}"}
 }
 
+# Real torchvision ResNets (random weights) exported by torch's legacy exporter in both BatchNorm forms at
+# opsets 11 and 13, with a dynamic batch, checked through the release CLI (tools/zoo.py). Needs Debian's
+# python3-torch and python3-torchvision; not part of `test`.
+zoo() {
+  need_root_apt python3-torch python3-torchvision python3-onnx
+  say "cargo build --release --bin resnet-lrp"
+  cargo build --release -p resnet-lrp --bin resnet-lrp
+  local bin="${CARGO_TARGET_DIR:-target}/release/resnet-lrp"
+  say "export torchvision ResNets and check them through the CLI"
+  /usr/bin/python3 tools/zoo.py --cli "$bin" "$@"
+}
+
 run_tests() {
   local t0=$SECONDS
   setup
@@ -327,5 +342,6 @@ case "$cmd" in
   fuzz) fuzz "$@" ;;
   test) run_tests ;;
   bench) bench "$@" ;;
-  *) sed -n '2,16p' "$0"; exit 2 ;;
+  zoo) zoo "$@" ;;
+  *) sed -n '2,18p' "$0"; exit 2 ;;
 esac
