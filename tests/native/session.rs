@@ -181,7 +181,7 @@ fn capabilities_are_the_engines_own_names() {
     assert_eq!(json["defaults"]["evalQuantize"], 8);
 }
 
-fn cli(args: &[&str]) -> (bool, String, String) {
+pub(crate) fn cli(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_resnet-lrp")).args(args).output().unwrap();
     (
         out.status.success(),

@@ -10,6 +10,7 @@ use resnet_lrp::model::BatchPlan;
 use resnet_lrp::{Composite, Method, Model, Start, Target, Variant, VARIANTS};
 
 use crate::models::{check_gradient, root};
+use crate::session::cli;
 
 const ZOO: [&str; 7] =
     ["dynamo_head", "dynamo_batch", "external_data", "se_basic", "avg_down", "preact", "opset11_inputs"];
@@ -158,4 +159,38 @@ fn shortcuts_are_identified_in_every_export_form() {
         let gates = resnet_lrp::lrp::gates(model.graph());
         assert_eq!(gates.len(), if name == "se_basic" { 4 } else { 0 }, "{name}");
     }
+}
+
+/// The command line reads a model's side files from the model's directory (not the working
+/// directory), refuses a model whose side file is not there naming it, and `info` lists the
+/// residual additions and the gates.
+#[test]
+fn cli_reads_side_files_beside_the_model_and_lists_the_structure() {
+    let fixtures = root().join("tests/fixtures");
+    let path = |f: &str| fixtures.join(f).to_string_lossy().into_owned();
+    let (model, input) = (path("external_data.onnx"), path("external_data.input.npy"));
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_resnet-lrp"))
+        .args(["explain", "--model", &model, "--input-npy", &input, "--json"])
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let out: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let logits: Vec<f32> = out["logits"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+    let numpy: ArrayD<f32> = read_npy(fixtures.join("external_data.logits.npy")).unwrap();
+    assert!(rel_error(&logits, numpy.as_slice().unwrap()) < 1e-4);
+
+    let alone = std::env::temp_dir().join(format!("resnet-lrp-alone-{}", std::process::id()));
+    std::fs::create_dir_all(&alone).unwrap();
+    std::fs::copy(fixtures.join("external_data.onnx"), alone.join("external_data.onnx")).unwrap();
+    let (ok, _, err) = cli(&["info", "--model", &alone.join("external_data.onnx").to_string_lossy()]);
+    std::fs::remove_dir_all(&alone).unwrap();
+    assert!(!ok && err.contains("`external_data.onnx.data`") && err.contains("not given"), "{err}");
+
+    let (ok, out, err) = cli(&["info", "--model", &path("se_basic.onnx")]);
+    assert!(ok, "{err}");
+    assert!(out.contains("residual additions: 4"), "{out}");
+    assert!(out.contains("layer2.0.add: projection shortcut = input 1 (`layer2.0.downsample.1`)"), "{out}");
+    assert!(out.contains("squeeze-excitation gates: 4"), "{out}");
+    assert!(out.contains("layer1.0.se.mul: branch `layer1.0.bn2` × gate `layer1.0.se.gate`"), "{out}");
 }
