@@ -16,6 +16,9 @@
 #   ./build.sh fuzz [--seconds N] [--sanitizer address|none]
 #                                 run the cargo fuzz targets (onnx_graph, image) N seconds each (default 600,
 #                                 address sanitizer; `test` runs them 20 s each without a sanitizer)
+#   ./build.sh zoo [zoo.py options]
+#                                 export real torchvision ResNets with torch's legacy exporter (Debian's
+#                                 python3-torch) and check them through the CLI: load, logits, conservation
 #   ./build.sh bench [--relaxed] [--threads]
 #                                 browser benchmark against onnxruntime-web (tests/bench/browser)
 set -euo pipefail
@@ -315,6 +318,18 @@ bench() { # [--relaxed] [--threads] [--profile P] [bench.mjs options: --runs N -
   node tests/bench/browser/bench.mjs "${pkgs[@]}" --profile "$profile" ${args[@]+"${args[@]}"}
 }
 
+# Real torchvision ResNets (random weights) exported by torch's legacy exporter in both BatchNorm forms at
+# opsets 11 and 13, with a dynamic batch, checked through the release CLI (tools/zoo.py). Needs Debian's
+# python3-torch and python3-torchvision; not part of `test`.
+zoo() {
+  need_root_apt python3-torch python3-torchvision python3-onnx
+  say "cargo build --release --bin resnet-lrp"
+  cargo build --release -p resnet-lrp --bin resnet-lrp
+  local bin="${CARGO_TARGET_DIR:-target}/release/resnet-lrp"
+  say "export torchvision ResNets and check them through the CLI"
+  /usr/bin/python3 tools/zoo.py --cli "$bin" "$@"
+}
+
 run_tests() {
   local t0=$SECONDS
   setup
@@ -324,7 +339,7 @@ run_tests() {
   local tmp
   tmp=$(mktemp -d)
   "$PY" tests/fixtures/gen_fixtures.py --out "$tmp" >/dev/null
-  for f in tests/fixtures/*.onnx tests/fixtures/*.npy; do
+  for f in tests/fixtures/*.onnx tests/fixtures/*.onnx.data tests/fixtures/*.npy; do
     cmp -s "$f" "$tmp/$(basename "$f")" || { echo "fixture $f differs from what gen_fixtures.py writes" >&2; exit 1; }
   done
   say "robustness corpus is reproducible"
@@ -373,5 +388,6 @@ case "$cmd" in
   test) run_tests ;;
   bench) bench "$@" ;;
   train) train ;;
+  zoo) zoo "$@" ;;
   *) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 2 ;;
 esac

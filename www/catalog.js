@@ -120,12 +120,13 @@ function fromFixture([name, what]) {
 }
 
 /** A model the user opened. */
-export function candidateFromFile(file, bytes) {
+export function candidateFromFile(file, bytes, side = []) {
   return {
     key: `file:${file.name}:${file.size}:${file.lastModified}`,
     label: file.name,
     source: 'file',
     bytes,
+    side, // [{name, bytes}]: the files of its external data
     preprocess: null,
     resize: { ...SHORTER_SIDE },
     credit: `${file.name}: your model (opened from this computer).`,

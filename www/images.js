@@ -88,6 +88,8 @@ export function describeImage(im) {
 let itemCounter = 0;
 
 export const isModelFile = (f) => /\.onnx$/i.test(f.name);
+/** A side file of a model's external data (torch writes `model.onnx.data`). */
+export const isSideFile = (f) => /\.(data|bin)$/i.test(f.name);
 
 /**
  * The photos and tensors among `files` (models are left out): {items, errors: [{file, kind, text}]}.
@@ -95,7 +97,7 @@ export const isModelFile = (f) => /\.onnx$/i.test(f.name);
  */
 export async function readItems(files) {
   const tensors = files.filter((f) => /\.npy$/i.test(f.name));
-  const photos = files.filter((f) => !isModelFile(f) && !tensors.includes(f));
+  const photos = files.filter((f) => !isModelFile(f) && !isSideFile(f) && !tensors.includes(f));
   const items = [];
   const errors = [];
   for (const f of tensors) {

@@ -16,7 +16,7 @@ import { EngineClient, isStop, pageWorkerUrl } from './engine.js';
 import * as evaluation from './evaluation.js';
 import * as hooks from './hooks.js';
 import { baselineOptions, baselines } from './methods.js';
-import { describeImage, feedRequest, isModelFile, prepare, readItems, sampleItem } from './images.js';
+import { describeImage, feedRequest, isModelFile, isSideFile, prepare, readItems, sampleItem } from './images.js';
 import { encodeNpy, encodePng } from './overlay.js';
 import { errorText } from './raster.js';
 import * as comparison from './views/comparison.js';
@@ -69,7 +69,8 @@ async function loadModel(cand) {
       const bytes = await catalog.modelBytes(cand, report, whenIdle);
       report(`Compiling ${cand.label}…`);
       const wanted = cand.preprocess ? { ...cand.preprocess } : null; // null: the file's own or ImageNet's
-      const { info } = await state.engine.request('load', { bytes, preprocess: wanted }, { onProgress: stage(report) });
+      const side = cand.side ?? [];
+      const { info } = await state.engine.request('load', { bytes, side, preprocess: wanted }, { onProgress: stage(report) });
       if (token !== state.seq.model) return;
       const preprocess = wanted ?? { ...info.preprocess };
       const { names, note } = catalog.resolveNames(cand, info, state.imagenet);
@@ -118,23 +119,34 @@ async function applyPreprocess() {
 }
 
 /** Opens the first of the dropped models, unless it is larger than the engine takes. */
-async function openModelFile(models_, limit) {
+/** Opens a dropped or picked model with the side files of its external data (`model.onnx.data`). */
+async function openModelFile(models_, sideFiles, limit) {
+  const still = state.model ? ` Still using ${state.model.label}.` : '';
+  if (!models_.length) {
+    const names = sideFiles.map((f) => f.name).join(', ');
+    notify(`${names}: the external data of a model, not a model. Drop or pick it together with its .onnx file.${still}`, 'error', 'model-error');
+    return;
+  }
   if (models_.length > 1) notify(`Only one model at a time: opening ${models_[0].name}.`, 'info');
   const f = models_[0];
-  const still = state.model ? ` Still using ${state.model.label}.` : '';
-  if (f.size > limit) {
-    const mb = Math.ceil(f.size / 1e6);
-    notify(`Could not load ${f.name}: the file is ${mb} MB; models above ${limit / 1e6} MB are refused.${still}`, 'error', 'model-error');
+  // the limit is on what the engine holds: the model and its side files together
+  const size = [f, ...sideFiles].reduce((s, x) => s + x.size, 0);
+  if (size > limit) {
+    const mb = Math.ceil(size / 1e6);
+    const what = sideFiles.length ? 'the model and its external data are' : 'the file is';
+    notify(`Could not load ${f.name}: ${what} ${mb} MB; models above ${limit / 1e6} MB are refused.${still}`, 'error', 'model-error');
     return;
   }
   let bytes;
+  const side = [];
   try {
     bytes = new Uint8Array(await f.arrayBuffer());
+    for (const s of sideFiles) side.push({ name: s.name, bytes: new Uint8Array(await s.arrayBuffer()) });
   } catch (e) {
     notify(`Could not load ${f.name}: the file could not be read (${errorText(e)}).${still}`, 'error', 'model-error');
     return;
   }
-  await loadModel(catalog.candidateFromFile(f, bytes));
+  await loadModel(catalog.candidateFromFile(f, bytes, side));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -144,7 +156,10 @@ async function addFiles(fileList, origin = 'drop') {
   const files = [...fileList];
   if (!files.length) return;
   const modelFiles = files.filter(isModelFile);
-  if (modelFiles.length) await openModelFile(modelFiles, (await started).limits.maxModelBytes);
+  const sideFiles = files.filter(isSideFile);
+  if (modelFiles.length || sideFiles.length) {
+    await openModelFile(modelFiles, sideFiles, (await started).limits.maxModelBytes);
+  }
   const { items, errors } = await readItems(files);
   for (const { file, kind, text } of errors) {
     if (kind === 'tensor') notify(`Could not read ${file.name}: ${text}`, 'error', 'photo-error');
@@ -389,7 +404,10 @@ function restart(withImage = true) {
   return state.engine.restart(async (direct) => {
     engineStarted(await direct.request('init'));
     const m = state.model;
-    if (m) await direct.request('load', { bytes: await catalog.modelBytes(m, () => {}, whenIdle), preprocess: m.preprocess });
+    if (m) {
+      const bytes = await catalog.modelBytes(m, () => {}, whenIdle);
+      await direct.request('load', { bytes, side: m.side ?? [], preprocess: m.preprocess });
+    }
     if (state.image && withImage) await feed(state.image, undefined, direct);
   });
 }

@@ -16,8 +16,9 @@
 //                                              cross-origin isolated, and the engine's `capabilities()`:
 //                                              {version, methods, variants, composites, defaults,
 //                                              preprocess, limits: {maxModelBytes}, threads}
-//   load     {bytes, preprocess}             → {info}            (keeps the previous model on error; preprocess
-//                                                                 null: the file's metadata, else ImageNet's)
+//   load     {bytes, side?, preprocess}      → {info}            (keeps the previous model on error; preprocess
+//                                                                 null: the file's metadata, else ImageNet's;
+//                                                                 side: [{name, bytes}], external data files)
 //   preprocess {preprocess}                  → {}                (the current model's normalisation)
 //   image    {rgba, width, height}           → {prediction}
 //   input    {data}                          → {prediction}      (a preprocessed tensor)

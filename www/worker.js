@@ -140,9 +140,12 @@ const handlers = {
     return { ...loaded };
   },
 
-  async load({ bytes, preprocess }, progress) {
+  async load({ bytes, side = [], preprocess }, progress) {
     progress({ stage: 'compiling the model' });
-    const next = new Explainer(bytesOf(bytes));
+    // side: the files of its external data ({name, bytes}), dropped or picked with the model
+    const next = side.length
+      ? Explainer.withExternalData(bytesOf(bytes), side.map((f) => f.name), side.map((f) => bytesOf(f.bytes)))
+      : new Explainer(bytesOf(bytes));
     try {
       if (preprocess) next.setPreprocess(preprocess); // none: the file's own, else ImageNet's
     } catch (e) {

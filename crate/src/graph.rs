@@ -71,6 +71,16 @@ pub enum Layer {
     GlobalSum,
     /// Element-wise sum of two activations (a residual connection).
     Add,
+    /// The logistic sigmoid, element-wise (the last step of a squeeze-excitation gate).
+    Sigmoid,
+    /// A branch times a gate computed from it (squeeze-excitation: the gate is `[1, C, 1, 1]`,
+    /// broadcast over the branch). LRP treats the gate as a constant scale of the branch, as LXT
+    /// does for attention weights and zennit for multiplicative gates: the branch gets all the
+    /// relevance, the gate's own path none.
+    Gate {
+        /// Input slot (0 or 1) of the gate; the other is the branch.
+        gate: usize,
+    },
     /// A change of shape that keeps the element order (reshape, flatten, squeeze).
     Reshape,
     /// An axis permutation: output axis `i` is input axis `perm[i]`.
@@ -103,6 +113,8 @@ impl Layer {
             Layer::AvgPool { .. } => "avgpool",
             Layer::GlobalSum => "global_sum",
             Layer::Add => "add",
+            Layer::Sigmoid => "sigmoid",
+            Layer::Gate { .. } => "gate",
             Layer::Reshape => "reshape",
             Layer::Permute(_) => "permute",
             Layer::Subsample { .. } => "subsample",
@@ -164,6 +176,9 @@ impl LayerGraph {
                     }
                 }
                 Layer::Const { op: ConstOp::Max | ConstOp::Min, .. } => keep[i] = true,
+                // gradient × input: the gate's derivative reads both inputs, the sigmoid's its output
+                Layer::Gate { .. } => n.inputs.iter().for_each(|&k| keep[k] = true),
+                Layer::Sigmoid => keep[i] = true,
                 _ => {}
             }
         }
@@ -171,6 +186,40 @@ impl LayerGraph {
         keep[self.output] = true;
         keep[0] = false;
         (0..self.nodes.len()).filter(|&i| keep[i]).collect()
+    }
+
+    /// The inputs of node `i` that LRP passes relevance to: all of them, except the gate of a
+    /// [`Layer::Gate`].
+    pub fn relevance_inputs(&self, i: usize) -> Vec<usize> {
+        let n = &self.nodes[i];
+        match n.layer {
+            Layer::Gate { gate } => n.inputs.iter().enumerate().filter(|(s, _)| *s != gate).map(|(_, &k)| k).collect(),
+            _ => n.inputs.clone(),
+        }
+    }
+
+    /// Number of nodes passing relevance to each node: the readers of [`Self::consumers`] that
+    /// relevance reaches from the logits, through their relevance inputs. A gate's own path
+    /// (pooling, convolutions, sigmoid) counts for nothing.
+    pub fn relevance_readers(&self) -> Vec<usize> {
+        let mut live = vec![false; self.nodes.len()];
+        live[self.logits] = true;
+        let mut readers = vec![0; self.nodes.len()];
+        for i in (0..=self.logits).rev() {
+            if !live[i] {
+                continue;
+            }
+            for k in self.relevance_inputs(i) {
+                live[k] = true;
+                readers[k] += 1;
+            }
+        }
+        readers
+    }
+
+    /// The node ids of the squeeze-excitation gates.
+    pub fn gates(&self) -> Vec<usize> {
+        (0..self.nodes.len()).filter(|&i| matches!(self.nodes[i].layer, Layer::Gate { .. })).collect()
     }
 
     /// The input node's shape.

@@ -17,6 +17,7 @@ use tract_onnx::tract_core::ops::change_axes::AxisOp;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, MaxPool, PoolSpec, SumPool};
 use tract_onnx::tract_core::ops::downsample::Downsample;
 use tract_onnx::tract_core::ops::einsum::EinSum;
+use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
 use tract_onnx::tract_core::ops::nn::{DataFormat, Reduce, Reducer, Softmax};
 use tract_onnx::tract_core::ops::source::TypedSource;
 use tract_onnx::tract_core::ops::Op;
@@ -47,6 +48,7 @@ const OPS: &[Builder] = &[
     via::<Downsample>,
     via::<Softmax>,
     via::<KeptBatchNorm>,
+    via::<ElementWiseOp>,
 ];
 
 /// A tract op kind that maps to one [`Layer`].
@@ -273,6 +275,7 @@ impl ToLayer for TypedBinOp {
         let name = self.0.name();
         match (cx.acts.len(), cx.consts.as_slice()) {
             (2, []) if name == "Add" => Ok(Layer::Add),
+            (2, []) if name == "Mul" => gate(cx),
             (1, [(value, slot)]) => {
                 // `c − x` and `c / x` are not a constant applied to x: only x on the left
                 let op = match name {
@@ -287,6 +290,43 @@ impl ToLayer for TypedBinOp {
                 Ok(Layer::Const { op, value: cx.f32(value)? })
             }
             _ => Err(cx.unsupported(format!("element-wise `{name}` between two activations"))),
+        }
+    }
+}
+
+/// A product of two activations read as a branch times its gate ([`Layer::Gate`]): the gate is
+/// the input a sigmoid computes, else the one broadcast over the other (fewer elements).
+fn gate(cx: &Ctx) -> Result<Layer> {
+    let [(a, _), (b, _)] = cx.acts[..] else { return Err(cx.unsupported("expects two activation inputs")) };
+    let (na, nb) = (&cx.nodes[a], &cx.nodes[b]);
+    let sigmoid = |n: &Node| matches!(n.layer, Layer::Sigmoid);
+    let size = |n: &Node| n.shape.iter().product::<usize>();
+    let gate = match (sigmoid(na), sigmoid(nb)) {
+        (true, false) => 0,
+        (false, true) => 1,
+        _ if size(na) < size(nb) => 0,
+        _ if size(nb) < size(na) => 1,
+        _ => {
+            return Err(cx.unsupported(
+                "product of two activations that is not a branch times a sigmoid gate (squeeze-excitation)",
+            ))
+        }
+    };
+    let branch = if gate == 0 { nb } else { na };
+    if branch.shape != cx.shape {
+        return Err(
+            cx.unsupported(format!("gated branch of shape {:?}, product of shape {:?}", branch.shape, cx.shape))
+        );
+    }
+    Ok(Layer::Gate { gate })
+}
+
+impl ToLayer for ElementWiseOp {
+    fn to_layer(&self, cx: &Ctx) -> Result<Layer> {
+        cx.single()?;
+        match self.0.name().as_str() {
+            "Sigmoid" => Ok(Layer::Sigmoid),
+            other => Err(cx.unsupported(format!("element-wise `{other}`"))),
         }
     }
 }

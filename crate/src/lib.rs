@@ -41,7 +41,7 @@
 //! | import | [`import`] | tract's typed ops → layer graph, one function per op, and the canonizers |
 //! | kernels | [`conv`], [`pool`] | convolutions on tract's kernels; pooling windows |
 //! | engine | [`lrp`] | the forward pass that keeps what LRP reads, the relevance sweep, and the baselines (gradient methods, class activation maps) |
-//! | input | [`preprocess`], [`metadata`], [`model`] | image → input tensor; the preprocessing and class names a file carries; ONNX bytes → model (the one guarded load pipeline) |
+//! | input | [`preprocess`], [`metadata`], [`external`], [`model`] | image → input tensor; the preprocessing and class names a file carries; ONNX external data from side files; ONNX bytes → model (the one guarded load pipeline) |
 //! | outputs | [`heatmap`], [`metrics`], [`stats`] | maps from relevance; insertion / deletion / ID; their statistics over images |
 //! | application | [`request`], [`session`] | names → typed choices; a model plus the current input → predictions, explanations, evaluations |
 //! | adapters | `wasm` (browser), the `resnet-lrp` binary (CLI), [`image_io`] (native files) | thin: parse, call [`session`], print or serialise |
@@ -52,6 +52,7 @@
 pub mod composite;
 pub mod conv;
 pub mod error;
+pub mod external;
 pub mod geometry;
 pub(crate) mod glue;
 pub mod graph;

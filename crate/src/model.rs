@@ -10,6 +10,7 @@ use tract_onnx::tract_hir::infer::Factoid;
 use tract_onnx::tract_hir::internal::DimLike;
 
 use crate::error::{Error, Result};
+use crate::external::{self, SideFiles};
 use crate::glue::{self, declutter, guarded, load_err};
 use crate::graph::LayerGraph;
 use crate::import::{batchnorm, canonize};
@@ -78,6 +79,26 @@ fn check_graph_names(proto: &tract_onnx::pb::ModelProto) -> Result<()> {
     Ok(())
 }
 
+/// Leaves every symbolic dimension of the graph's outputs and intermediate values unknown, for
+/// tract to infer from the pinned input. torch's dynamo exporter writes the shape of every value,
+/// the batch as a symbol (`s0`); tract takes those as facts, and a symbol it has seen nowhere but
+/// there cannot be unified with the batch of 1 the input is pinned to ("Impossible to unify
+/// Sym(s0) with Val(1)"). Unknown dimensions lose nothing: tract derives every shape from the
+/// input's. The input's own dimensions are left for [`pin_input`].
+fn forget_symbolic_dims(proto: &mut tract_onnx::pb::ModelProto) {
+    use tract_onnx::pb::tensor_shape_proto::dimension::Value as Dim;
+    use tract_onnx::pb::type_proto::Value;
+    let Some(graph) = proto.graph.as_mut() else { return };
+    for info in graph.value_info.iter_mut().chain(graph.output.iter_mut()) {
+        let Some(Value::TensorType(t)) = info.r#type.as_mut().and_then(|t| t.value.as_mut()) else { continue };
+        for d in t.shape.iter_mut().flat_map(|s| s.dim.iter_mut()) {
+            if matches!(d.value, Some(Dim::DimParam(_))) {
+                d.value = None;
+            }
+        }
+    }
+}
+
 /// The input's shape with its open dimensions pinned: a symbolic batch axis to 1, symbolic height
 /// and width of an image input to [`DEFAULT_SIDE`]. Returns the spec (batch 1).
 fn pin_input(inference: &InferenceModel) -> Result<InputSpec> {
@@ -126,12 +147,21 @@ fn pin_input(inference: &InferenceModel) -> Result<InputSpec> {
 /// # Errors
 /// [`Error::Load`] for bytes that are not a readable ONNX model, [`Error::UnsupportedInput`] for
 /// an input that is not an image.
-pub(crate) fn typed_model(bytes: &[u8], batch: usize, keep_batchnorm: bool) -> Result<(TypedModel, InputSpec)> {
+pub(crate) fn typed_model(
+    bytes: &[u8],
+    side: &mut SideFiles,
+    batch: usize,
+    keep_batchnorm: bool,
+) -> Result<(TypedModel, InputSpec)> {
     check_model_size(bytes.len() as u64)?;
     let onnx = tract_onnx::onnx();
     let mut reader = bytes;
-    let proto = guarded(|| onnx.proto_model_for_read(&mut reader))?;
+    let mut proto = guarded(|| onnx.proto_model_for_read(&mut reader))?;
+    external::inline(&mut proto, side)?;
+    // the limit is on what is held: the model and its side files together
+    check_model_size(bytes.len() as u64 + side.len_bytes())?;
     check_graph_names(&proto)?;
+    forget_symbolic_dims(&mut proto);
     let mut inference = guarded(|| onnx.model_for_proto_model(&proto))?;
     drop(proto); // its copy of the weights is no longer needed: lowers the peak while loading
     let input = pin_input(&inference)?;
@@ -164,7 +194,17 @@ impl Model {
     /// is pinned to 1, a dynamic height and width to [`DEFAULT_SIDE`]),
     /// [`Error::UnsupportedOp`] naming the first node the explainer cannot handle.
     pub fn from_onnx_bytes(bytes: &[u8]) -> Result<Model> {
-        let (mut typed, input) = typed_model(bytes, 1, true)?;
+        Self::from_onnx(bytes, &mut SideFiles::none())
+    }
+
+    /// Loads an ONNX model from its bytes and the side files holding its external data, if it has
+    /// any ([`crate::external`]).
+    ///
+    /// # Errors
+    /// As [`Model::from_onnx_bytes`]; [`Error::Load`] naming a side file that is missing, cannot be
+    /// read or is too short, and for a model and side files above [`MAX_MODEL_BYTES`] together.
+    pub fn from_onnx(bytes: &[u8], side: &mut SideFiles) -> Result<Model> {
+        let (mut typed, input) = typed_model(bytes, side, 1, true)?;
         let kept = LayerGraph::from_typed(&typed)?;
         // the activations are those of the folded graph: folding leaves node numbers alone
         let (graph, raw_batchnorm) = match canonize::fold_batchnorm(&kept) {
@@ -289,10 +329,18 @@ impl BatchPlan {
     /// [`Error::InvalidParam`] for `batch == 0`; [`Error::Load`] if the graph cannot run with that
     /// batch (e.g. a reshape with a hard-coded batch of 1) or does not give one output per image.
     pub fn from_onnx_bytes(model: &Model, bytes: &[u8], batch: usize) -> Result<BatchPlan> {
+        Self::from_onnx(model, bytes, &mut SideFiles::none(), batch)
+    }
+
+    /// [`BatchPlan::from_onnx_bytes`] for a model with external data in `side`.
+    ///
+    /// # Errors
+    /// As [`BatchPlan::from_onnx_bytes`] and [`Model::from_onnx`].
+    pub fn from_onnx(model: &Model, bytes: &[u8], side: &mut SideFiles, batch: usize) -> Result<BatchPlan> {
         if batch == 0 {
             return Err(Error::param("batch", "must be at least 1"));
         }
-        let (typed, input) = typed_model(bytes, batch, false)?;
+        let (typed, input) = typed_model(bytes, side, batch, false)?;
         if input.shape != model.input.shape {
             return Err(Error::load(format!(
                 "these bytes are another model: input {:?}, the loaded model's is {:?}",

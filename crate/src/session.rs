@@ -146,6 +146,14 @@ impl Session {
         Ok(Session::new(Model::from_onnx_bytes(bytes)?))
     }
 
+    /// Loads a model from its ONNX bytes and the side files of its external data.
+    ///
+    /// # Errors
+    /// As [`Model::from_onnx`].
+    pub fn from_onnx(bytes: &[u8], side: &mut crate::external::SideFiles) -> Result<Session> {
+        Ok(Session::new(Model::from_onnx(bytes, side)?))
+    }
+
     /// The model.
     pub fn model(&self) -> &Model {
         &self.model

@@ -93,6 +93,16 @@ impl Split {
         !matches!(self, Split::MainOnly)
     }
 
+    /// What the split gives the shortcut, in a few words (for `info` and the page).
+    pub fn describe(self) -> &'static str {
+        match self {
+            Split::Ratio => "ratio |s|/(|s|+|m|) to the shortcut",
+            Split::Half => "half to each path",
+            Split::MainOnly => "all to the main branch",
+            Split::Signed => "signed s/(s+m) to the shortcut",
+        }
+    }
+
     /// Splits one element's relevance `r` into `(shortcut, main)` for values `s` and `m`.
     pub fn split_one(self, s: f32, m: f32, r: f32) -> (f32, f32) {
         let share = match self {

@@ -10,6 +10,7 @@ use ndarray::{ArrayD, IxDyn};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
+use crate::external::SideFiles;
 use crate::lrp::{BlockEntry, LedgerEntry};
 use crate::metrics::Curve;
 use crate::request::{self, ExplainOptions, ProtocolOptions, EVAL_QUANTIZE};
@@ -78,6 +79,10 @@ struct ModelInfo<'a> {
     preprocess: &'a Preprocess,
     /// What the file says about itself: `{preprocess, resize, classes}`, each null when absent.
     metadata: &'a crate::metadata::ModelMetadata,
+    /// Each residual addition: how its shortcut was identified and the split of every variant.
+    residuals: Vec<crate::lrp::ResidualInfo>,
+    /// Each squeeze-excitation gate (a constant scale of its branch for LRP).
+    gates: Vec<crate::lrp::GateInfo>,
 }
 
 #[derive(Serialize)]
@@ -159,6 +164,26 @@ impl WasmExplainer {
         Ok(WasmExplainer { session, relevance: None, map: None })
     }
 
+    /// Loads an ONNX model whose weights are (partly) in side files (`model.onnx.data`, as torch's
+    /// dynamo exporter writes them): `names[k]` is the file name of `files[k]` (a `Uint8Array`),
+    /// as the model's tensors name it. A file the model needs and that is not given is an error
+    /// naming it; the size limit applies to the model and its side files together.
+    #[wasm_bindgen(js_name = withExternalData)]
+    pub fn with_external_data(
+        onnx: &[u8],
+        names: Vec<String>,
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array[]")] files: js_sys::Array,
+    ) -> Result<WasmExplainer, JsError> {
+        if names.len() as u32 != files.length() {
+            return Err(JsError::new(&format!("{} names for {} side files", names.len(), files.length())));
+        }
+        let bytes = files.iter().map(|f| js_sys::Uint8Array::new(&f).to_vec());
+        let mut side = SideFiles::from_files(names.into_iter().zip(bytes));
+        let mut session = Session::from_onnx(onnx, &mut side).map_err(js)?;
+        session.set_parallel(POOL.load(std::sync::atomic::Ordering::Relaxed));
+        Ok(WasmExplainer { session, relevance: None, map: None })
+    }
+
     /// Whether explanations compute their denominators on a second thread of the pool (on by
     /// default once `useThreadPool` has been called; without a pool this does nothing).
     #[wasm_bindgen(js_name = setParallel)]
@@ -166,9 +191,11 @@ impl WasmExplainer {
         self.session.set_parallel(on && POOL.load(std::sync::atomic::Ordering::Relaxed));
     }
 
-    /// `{input: {name, shape, layout, channels, height, width}, numClasses, layers: [{name, kind, shape}],
-    /// preprocess: {scale, mean, std, bgr}, metadata: {preprocess, resize, classes}}` (`metadata`: what
-    /// the file carries, see [`crate::metadata`]; `preprocess`: what photos go through now).
+    /// `{input: {name, shape, layout, channels, height, width}, numClasses, batchnormKept, layers: [{name, kind,
+    /// shape}], residuals: [{node, shortcut_input, shortcut, main, projection, splits: [[variant, split]]}],
+    /// gates: [{node, branch, gate}], preprocess: {scale, mean, std, bgr}, metadata: {preprocess, resize,
+    /// classes}}` (`metadata`: what the file carries, see [`crate::metadata`]; `preprocess`: what photos
+    /// go through now).
     #[wasm_bindgen(unchecked_return_type = "ModelInfo")]
     pub fn info(&self) -> Result<JsValue, JsError> {
         let model = self.session.model();
@@ -184,6 +211,8 @@ impl WasmExplainer {
                 .iter()
                 .map(|n| LayerInfo { name: &n.name, kind: n.layer.kind(), shape: &n.shape })
                 .collect(),
+            residuals: crate::lrp::residuals(g),
+            gates: crate::lrp::gates(g),
         })
     }
 

@@ -128,6 +128,35 @@ test('bad models end in a notice naming the problem and the page keeps its model
   t.diagnostic(`${seen.size} models: ${refused} refused with a notice`);
 });
 
+test('a model with external data loads from its two files; one of them alone is refused naming the other', async () => {
+  const FIX = path.join(ROOT, 'tests', 'fixtures');
+  const onnx = { name: 'external_data.onnx', bytes: read(FIX, 'external_data.onnx') };
+  const data = { name: 'external_data.onnx.data', bytes: read(FIX, 'external_data.onnx.data') };
+  const refused = async (files, pattern) => {
+    await dismissNotices(page);
+    await dropFiles(page, files);
+    await page.waitForSelector('[data-testid="model-error"]', { timeout: T });
+    const err = (await notices(page)).find((n) => n.testid === 'model-error');
+    assert.match(err.text, pattern);
+    assert.match(err.text, /Still using basic_bn/);
+    assert.equal(await page.inputValue('[data-testid="model-select"]'), 'fixtures/basic_bn');
+  };
+  // the .onnx alone: the engine names the side file it needs
+  await refused([onnx], /external_data\.onnx\.data`, which was not given/);
+  // the .data alone: the page says it is no model and needs its .onnx
+  await refused([data], /external_data\.onnx\.data: the external data of a model, not a model\. Drop or pick it together with its \.onnx file/);
+  // both together: loaded and explained
+  await dismissNotices(page);
+  await dropFiles(page, [onnx, data]);
+  await page.waitForFunction(() => window.__lrp.state.model?.label === 'external_data.onnx', null, { timeout: T });
+  await idle(page);
+  assert.equal((await notices(page)).find((n) => n.testid === 'model-error'), undefined);
+  assert.match(await page.textContent('[data-testid="model-structure"]'), /layer2\.0\.add: projection shortcut = input 1/);
+  await page.selectOption('[data-testid="model-select"]', 'fixtures/basic_bn');
+  await page.waitForFunction(() => window.__lrp.state.model?.key === 'fixtures/basic_bn', null, { timeout: T });
+  await idle(page);
+});
+
 test('a model over 500 MB is refused before it is read', async () => {
   await dismissNotices(page);
   const read = await page.evaluate(() => {

@@ -10,3 +10,4 @@ mod rules;
 mod session;
 mod statistics;
 mod trained;
+mod zoo;

@@ -200,13 +200,18 @@ fn out_of_range_targets_and_bad_inputs_are_errors() {
 #[test]
 fn gradient_times_input_matches_finite_differences() {
     let (model, x) = fixture("basic_folded");
+    check_gradient(&model, &x, [[0, 0, 10, 10], [0, 1, 31, 40], [0, 2, 50, 5]]);
+}
+
+/// Gradient × input of the top class at three pixels against central differences of the logit.
+pub(crate) fn check_gradient(model: &Model, x: &ArrayD<f32>, pixels: [[usize; 4]; 3]) {
     let mut ex = model.explainer();
     let acts = ex.forward(x.clone()).unwrap();
     let target = acts.top_k(1)[0].0;
     let e = ex.explain(&acts, Target::Class(target), Start::Logit, &Method::GradientTimesInput).unwrap();
     let logit = |ex: &mut resnet_lrp::Explainer, x: ArrayD<f32>| ex.forward(x).unwrap().logits()[target] as f64;
     let h = 1e-2f32;
-    for idx in [[0, 0, 10, 10], [0, 1, 31, 40], [0, 2, 50, 5]] {
+    for idx in pixels {
         let (mut xp, mut xm) = (x.clone(), x.clone());
         xp[idx] += h;
         xm[idx] -= h;

@@ -190,9 +190,14 @@ class Graph:
         if op in ("Conv", "MaxPool", "AveragePool"):
             if at.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
                 raise NotImplementedError(f"{n.name}: auto_pad")
-            if any(d != 1 for d in at.get("dilations", [1, 1])) or at.get("ceil_mode", 0):
-                raise NotImplementedError(f"{n.name}: dilations / ceil_mode")
-            s, pads = at.get("strides", [1, 1]), at.get("pads", [0, 0, 0, 0])
+            if any(d != 1 for d in at.get("dilations", [1, 1])):
+                raise NotImplementedError(f"{n.name}: dilations")
+            s, pads = at.get("strides", [1, 1]), list(at.get("pads", [0, 0, 0, 0]))
+            if at.get("ceil_mode", 0):  # the last, partial window: padding at the end that no average counts
+                for a in range(2):
+                    size, k = x[0].shape[2 + a], at["kernel_shape"][a]
+                    out = _out_size(size, k, s[a], pads[a], pads[a + 2], ceil=True)
+                    pads[a + 2] = max(pads[a + 2], (out - 1) * s[a] + k - size - pads[a])
         if op == "Conv":
             if at.get("group", 1) != 1:
                 raise NotImplementedError(f"{n.name}: grouped conv")
@@ -219,6 +224,13 @@ class Graph:
             return window_sum(x[0], k, s, pads) / window_sum(np.ones_like(x[0]), k, s, pads)
         if op == "GlobalAveragePool":
             return x[0].mean(axis=(2, 3), keepdims=True)
+        if op == "ReduceMean":  # axes an attribute up to opset 17, an input from opset 18 on
+            axes = at["axes"] if "axes" in at else x[1].astype(int)
+            return x[0].mean(axis=tuple(int(a) for a in axes), keepdims=bool(at.get("keepdims", 1)))
+        if op == "Sigmoid":
+            return 1.0 / (1.0 + np.exp(-x[0]))
+        if op == "Mul":
+            return x[0] * x[1]
         if op == "Add":
             return x[0] + x[1]
         if op == "Flatten":

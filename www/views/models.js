@@ -31,14 +31,35 @@ export function render(model) {
   const convs = count('conv') + count('dense');
   $('model-info').textContent =
     `Input ${input.name} [${input.shape.join('×')}] ${input.layout}; ${numClasses} classes; ` +
-    `${convs} weighted layers, ${count('add')} residual additions. ` +
+    `${convs} weighted layers, ${count('add')} residual additions` +
+    (count('gate') ? `, ${count('gate')} squeeze-excitation gates (constant scales of their branches for LRP). ` : '. ') +
     (input.size_pinned ? `The model leaves the image size open: explained at ${input.height}×${input.width}. ` : '') +
     model.note;
+  renderStructure(model.info);
   renderCredits(model, null);
   const list = $('class-list');
   list.replaceChildren();
   if (model.names) for (let i = 0; i < model.names.length; i++) list.append(new Option(`${i}: ${model.names[i]}`));
   renderPreprocess(model);
+}
+
+/**
+ * Each residual addition (how its shortcut was identified, what each splitting variant gives it) and each
+ * squeeze-excitation gate, as the engine read them.
+ */
+function renderStructure({ residuals = [], gates = [] }) {
+  const items = residuals.map((r) => {
+    const kind = r.projection ? 'projection' : 'identity';
+    const splits = r.splits.map(([v, s]) => `${v}: ${s}`).join('; ');
+    if (r.shortcut_input === null) return `${r.node}: no shortcut (both inputs pass through as many weighted layers). ${splits}.`;
+    return `${r.node}: ${kind} shortcut = input ${r.shortcut_input} (${r.shortcut}), main branch = ${r.main}. ${splits}.`;
+  });
+  for (const g of gates) {
+    items.push(`${g.node}: squeeze-excitation gate ${g.gate} on branch ${g.branch}, treated as a constant scale ` +
+      'of the branch: the branch gets all the relevance, the gate’s own path none.');
+  }
+  if (!items.length) items.push('No residual additions.');
+  $('model-structure').replaceChildren(...items.map((t) => Object.assign(document.createElement('li'), { textContent: t })));
 }
 
 /** The credits of the model and of the photo (an item with a `credit`, or none). */

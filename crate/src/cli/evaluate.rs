@@ -14,7 +14,7 @@ use resnet_lrp::session::{Evaluation, Session};
 use resnet_lrp::stats::{self, BOOTSTRAP_RESAMPLES};
 use resnet_lrp::{Error, Result, Start, Target};
 
-use super::{list_images, read_model, PreprocessArgs, RuleArgs};
+use super::{list_images, read_model, side_files, PreprocessArgs, RuleArgs};
 
 /// Every method `evaluate` knows, in the order of its table.
 const EVAL_METHODS: &str =
@@ -231,7 +231,7 @@ pub(super) fn run(a: EvaluateArgs) -> Result<()> {
         .collect::<Result<Vec<Option<usize>>>>()?;
     if a.batch > 1 {
         let bytes = std::fs::read(&a.model).map_err(|e| Error::io(&a.model, e))?;
-        match BatchPlan::from_onnx_bytes(session.model(), &bytes, a.batch) {
+        match BatchPlan::from_onnx(session.model(), &bytes, &mut side_files(&a.model), a.batch) {
             Ok(p) => session.set_batch_plan(Some(p)),
             Err(e) => eprintln!("warning: no batched plan ({e}); running one image at a time"),
         }

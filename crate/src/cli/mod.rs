@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use clap::{Parser, Subcommand};
 use ndarray::ArrayD;
 use ndarray_npy::{read_npy, write_npy};
+use resnet_lrp::external::{self, SideFiles};
 use resnet_lrp::image_io;
 use resnet_lrp::model::{self, Model};
 use resnet_lrp::request::{ExplainRequest, MethodName, DEFAULT_VARIANT};
@@ -113,7 +114,25 @@ fn read_model(path: &Path) -> Result<Model> {
     }
     model::check_model_size(meta.len()).map_err(|e| e.in_file(path))?;
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    Model::from_onnx_bytes(&bytes).map_err(|e| e.in_file(path))
+    Model::from_onnx(&bytes, &mut side_files(path)).map_err(|e| e.in_file(path))
+}
+
+/// The side files of the model at `path` (its external data): files in the model's directory,
+/// read when a tensor names them ([`resnet_lrp::external`] refuses locations outside it).
+pub(crate) fn side_files(path: &Path) -> SideFiles {
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    SideFiles::with_loader(Box::new(move |location| {
+        let p = dir.join(location);
+        let meta = match std::fs::metadata(&p) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(external::missing(location)),
+            r => r.map_err(|e| Error::io(&p, e))?,
+        };
+        if meta.is_dir() {
+            return Err(Error::load("it is a directory").in_file(&p));
+        }
+        model::check_model_size(meta.len()).map_err(|e| e.in_file(&p))?;
+        std::fs::read(&p).map_err(|e| Error::io(&p, e))
+    }))
 }
 
 /// The images of a directory (PNG, JPEG, GIF, BMP, WebP by extension), in file-name order.
@@ -162,7 +181,37 @@ fn info(path: &Path) -> Result<()> {
     for (i, n) in model.graph().nodes.iter().enumerate() {
         println!("{i:4} {:12} {:?} <- {:?}  {}", n.layer.kind(), n.shape, n.inputs, n.name);
     }
+    print_structure(model.graph());
     Ok(())
+}
+
+/// The residual additions (how each shortcut was identified, the split of every variant) and the
+/// squeeze-excitation gates.
+fn print_structure(graph: &resnet_lrp::graph::LayerGraph) {
+    let residuals = resnet_lrp::lrp::residuals(graph);
+    println!("residual additions: {}", residuals.len());
+    for r in &residuals {
+        let kind = if r.projection { "projection" } else { "identity" };
+        match (r.shortcut_input, &r.shortcut, &r.main) {
+            (Some(k), Some(s), Some(m)) => {
+                println!("  {}: {kind} shortcut = input {k} (`{s}`), main branch = input {} (`{m}`)", r.node, 1 - k)
+            }
+            _ => println!("  {}: no shortcut: both inputs pass through as many weighted layers", r.node),
+        }
+        let splits: Vec<String> = r.splits.iter().map(|(v, s)| format!("{v}: {s}")).collect();
+        println!("    {}", splits.join("; "));
+    }
+    let gates = resnet_lrp::lrp::gates(graph);
+    if !gates.is_empty() {
+        println!(
+            "squeeze-excitation gates: {} (LRP treats each gate as a constant scale of its branch: the branch gets \
+             all the relevance, the gate's own path none)",
+            gates.len()
+        );
+        for g in &gates {
+            println!("  {}: branch `{}` × gate `{}`", g.node, g.branch, g.gate);
+        }
+    }
 }
 
 /// Rule parameters over the composite's own (shared by `explain` and `evaluate`).

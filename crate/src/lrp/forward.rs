@@ -145,6 +145,13 @@ impl Explainer {
                     }
                     x(0) + x(1)
                 }
+                Layer::Sigmoid => x(0).mapv(|v| 1.0 / (1.0 + (-v).exp())),
+                Layer::Gate { gate } => {
+                    let (b, g) = (x(1 - gate), x(*gate));
+                    b * &g.broadcast(b.raw_dim()).ok_or_else(|| {
+                        Error::Internal(format!("gate {:?} does not broadcast to {:?}", g.shape(), b.shape()))
+                    })?
+                }
                 Layer::Reshape => reshape(x(0).clone(), &shape)?,
                 Layer::Permute(p) => x(0).clone().permuted_axes(IxDyn(p)).as_standard_layout().to_owned(),
                 Layer::Subsample { axis, stride, offset } => {

@@ -157,6 +157,33 @@ impl Explainer {
                     .to_owned()]
             }
             Layer::Add => vec![g.clone(), g],
+            Layer::Sigmoid => {
+                let y = kept(acts, i, &node.shape)?;
+                let mut out = g;
+                Zip::from(&mut out).and(y).for_each(|g, &y| *g *= y * (1.0 - y));
+                vec![out]
+            }
+            Layer::Gate { gate } => {
+                let (gate_first, gate) = (*gate == 0, *gate);
+                let (b, s) = (a(1 - gate)?, a(gate)?);
+                let bad = || Error::Internal(format!("gate {:?} against branch {:?}", s.shape(), b.shape()));
+                // ∂(b·s)/∂b = s (broadcast); ∂/∂s = b, summed over the axes s is broadcast along
+                let to_branch = &g * &s.broadcast(g.raw_dim()).ok_or_else(bad)?;
+                let mut to_gate = &g * b;
+                for ax in 0..s.ndim() {
+                    if s.shape()[ax] == 1 && to_gate.shape()[ax] != 1 {
+                        to_gate = to_gate.sum_axis(Axis(ax)).insert_axis(Axis(ax));
+                    }
+                }
+                if to_gate.shape() != s.shape() {
+                    return Err(bad());
+                }
+                if gate_first {
+                    vec![to_gate, to_branch]
+                } else {
+                    vec![to_branch, to_gate]
+                }
+            }
             Layer::Softmax => {
                 return Err(Error::Internal(
                     "gradient through softmax is not needed: explanations start at the logits".into(),

@@ -55,6 +55,79 @@ struct Residual {
     block_input: Option<usize>,
 }
 
+/// How a residual addition was read, for `resnet-lrp info` and the page's model info.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResidualInfo {
+    /// The addition's node name.
+    pub node: String,
+    /// Input slot (0 or 1) of the shortcut; `None` when both inputs pass through as many
+    /// weighted layers, so that neither is the shortcut.
+    pub shortcut_input: Option<usize>,
+    /// The node the shortcut reads (`None` as above).
+    pub shortcut: Option<String>,
+    /// The node the main branch reads (`None` as above).
+    pub main: Option<String>,
+    /// A projection shortcut (weighted layers on it), else identity: the shortcut is the path with
+    /// fewer weighted layers back to where the two paths meet.
+    pub projection: bool,
+    /// The split each variant applies here: `(variant, what the shortcut gets)`.
+    pub splits: Vec<(&'static str, &'static str)>,
+}
+
+/// A squeeze-excitation gate, for `info` and the page.
+#[derive(Debug, Clone, Serialize)]
+pub struct GateInfo {
+    /// The product's node name.
+    pub node: String,
+    /// The gated branch (gets all the relevance).
+    pub branch: String,
+    /// The node computing the gate (a constant scale for LRP: its path gets none).
+    pub gate: String,
+}
+
+/// The residual additions of `graph`, in order, with their shortcut analysis.
+pub fn residuals(graph: &LayerGraph) -> Vec<ResidualInfo> {
+    let found = Explainer::find_residuals(graph);
+    let mut adds: Vec<usize> = found.keys().copied().collect();
+    adds.sort_unstable();
+    adds.into_iter()
+        .map(|i| {
+            let (r, n) = (found[&i], &graph.nodes[i]);
+            let name = |slot: usize| graph.nodes[n.inputs[slot]].name.clone();
+            let split = |v: &Variant| {
+                let s = v.split(r.projection);
+                if r.shortcut.is_none() && !s.is_symmetric() {
+                    "an error: neither input is the shortcut"
+                } else {
+                    s.describe()
+                }
+            };
+            ResidualInfo {
+                node: n.name.clone(),
+                shortcut_input: r.shortcut,
+                shortcut: r.shortcut.map(name),
+                main: r.shortcut.map(|k| name(1 - k)),
+                projection: r.projection,
+                splits: crate::split::VARIANTS.iter().map(|v| (v.name(), split(v))).collect(),
+            }
+        })
+        .collect()
+}
+
+/// The squeeze-excitation gates of `graph`, in order.
+pub fn gates(graph: &LayerGraph) -> Vec<GateInfo> {
+    graph
+        .gates()
+        .into_iter()
+        .filter_map(|i| {
+            let n = &graph.nodes[i];
+            let Layer::Gate { gate } = n.layer else { return None };
+            let name = |slot: usize| graph.nodes[n.inputs[slot]].name.clone();
+            Some(GateInfo { node: n.name.clone(), branch: name(1 - gate), gate: name(gate) })
+        })
+        .collect()
+}
+
 type KernelKey = (usize, (u8, u32), Direction, bool);
 
 /// The LRP engine for one model.
@@ -196,8 +269,11 @@ impl Explainer {
 
     /// For every addition of two activations: which input is the shortcut.
     fn find_residuals(g: &LayerGraph) -> HashMap<usize, Residual> {
-        let consumers = g.consumers();
-        // walk back from `u` through single-reader nodes, counting weighted layers
+        // readers that pass relevance: a squeeze-excitation gate's path reads its branch but is
+        // no second path of relevance
+        let consumers = g.relevance_readers();
+        // walk back from `u` through single-reader nodes (through a gate, along its branch),
+        // counting weighted layers
         let walk = |mut u: usize| -> (usize, Option<usize>) {
             let mut convs = 0;
             loop {
@@ -208,7 +284,7 @@ impl Explainer {
                 if matches!(n.layer, Layer::Conv { .. }) {
                     convs += 1;
                 }
-                match n.inputs.as_slice() {
+                match g.relevance_inputs(u).as_slice() {
                     [one] => u = *one,
                     _ => return (convs, None),
                 }

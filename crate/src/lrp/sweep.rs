@@ -94,7 +94,11 @@ impl Explainer {
                 rel[i] = Some(r);
                 continue;
             }
-            let inputs = self.graph.nodes[i].inputs.clone();
+            // LRP passes nothing to a gate (the gradient methods differentiate through it)
+            let inputs = match method {
+                Method::Lrp { .. } => self.graph.relevance_inputs(i),
+                _ => self.graph.nodes[i].inputs.clone(),
+            };
             let parts = match method {
                 Method::Lrp { composite, variant } => {
                     let parts = self.lrp_node(i, acts, r, composite, *variant)?;
@@ -212,9 +216,13 @@ impl Explainer {
             | Layer::Softmax
             | Layer::Reshape
             | Layer::Permute(_)
-            | Layer::Subsample { .. } => {
+            | Layer::Subsample { .. }
+            // a sigmoid gets relevance only outside a gate's path: it passes it, as other activations do
+            | Layer::Sigmoid => {
                 vec![self.route_back(i, r)?]
             }
+            // the gate is a constant scale of its branch: all the relevance to the branch, unchanged
+            Layer::Gate { .. } => vec![r],
             Layer::MaxPool(g) => {
                 let x = to4(a(0)?)?;
                 let rr = to4(&r)?;

@@ -98,6 +98,23 @@ export interface InputSpec {
   size_pinned: boolean;
 }
 
+/** How a residual addition was read. */
+export interface ResidualInfo {
+  node: string;
+  /** Input slot of the shortcut; null when both inputs pass through as many weighted layers. */
+  shortcut_input: number | null;
+  /** The node the shortcut reads (null as above). */
+  shortcut: string | null;
+  /** The node the main branch reads (null as above). */
+  main: string | null;
+  projection: boolean;
+  /** What each splitting variant gives the shortcut here: [variant, description]. */
+  splits: [VariantName, string][];
+}
+
+/** A squeeze-excitation gate: a constant scale of its branch for LRP. */
+export interface GateInfo { node: string; branch: string; gate: string }
+
 /** What `Explainer.info` returns. */
 export interface ModelInfo {
   input: InputSpec;
@@ -105,6 +122,10 @@ export interface ModelInfo {
   /** BatchNorm layers the file keeps apart from its convolutions (0: none, or folded at export). */
   batchnormKept: number;
   layers: { name: string; kind: string; shape: number[] }[];
+  /** Each residual addition, in order. */
+  residuals: ResidualInfo[];
+  /** Each squeeze-excitation gate, in order. */
+  gates: GateInfo[];
   /** The preprocessing in use. */
   preprocess: Preprocess;
   /** What the file says about itself (`metadata_props`), each field null when absent. */
