@@ -19,7 +19,7 @@
 //  7. real models: EfficientNet-Lite0 calls chelsea.png a cat, conserves relevance and matches the
 //     CLI run on exactly the pixels the page fed the engine; open_nsfw (NHWC, BGR) likewise;
 //  8. every request the browser made went to the test server on 127.0.0.1.
-// Screenshots go to tests/e2e/out/; with E2E_GALLERY=1 the best ones are copied to docs/gallery/.
+// Screenshots go to tests/e2e/out/ (docs/gallery/ is made by tools/gallery.mjs).
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -59,7 +59,6 @@ before(async () => {
 });
 
 after(async () => {
-  if (process.env.E2E_GALLERY) gallery();
   await h?.close();
 });
 
@@ -171,29 +170,11 @@ async function selectModel(key) {
   assert.equal(failed, undefined, `${key} loads: ${failed?.text}`);
 }
 
-const shots = new Set(); // screenshots taken in this run
 
 async function screenshot(name, locator = null) {
   const file = path.join(OUT, name);
   if (locator) await locator.screenshot({ path: file });
   else await page.screenshot({ path: file });
-  shots.add(name);
-}
-
-/**
- * With E2E_GALLERY=1, copies the best screenshots of this run to docs/gallery/ (EfficientNet-Lite0
- * on the cat if it ran, else open_nsfw).
- */
-function gallery() {
-  const dir = path.join(ROOT, 'docs', 'gallery');
-  fs.mkdirSync(dir, { recursive: true });
-  for (const [target, suffix] of [['page.png', '.png'], ['overlay.png', '.stage.png'], ['variants.png', '.compare.png']]) {
-    const pick = ['efficientnet-chelsea', 'open_nsfw-chelsea'].map((m) => m + suffix).find((f) => shots.has(f));
-    if (pick) {
-      fs.copyFileSync(path.join(OUT, pick), path.join(dir, target));
-      console.log(`gallery: docs/gallery/${target} ← tests/e2e/out/${pick}`);
-    }
-  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -443,6 +424,8 @@ async function realModel(t, { key, photo, cliArgs, check, shot }) {
   await dismissNotices(page);
   await timed(`${key}: load`, () => selectModel(key));
   await dismissNotices(page); // the previous input (a 64×64 tensor) does not fit this model
+  // the model's display defaults tick heat quantization; parity compares the raw map with the CLI's
+  if (await page.isChecked('[data-testid="quantize"]')) await page.click('[data-testid="quantize"]');
   const s = await seq(page);
   const e = await timed(`${key}: ${photo} → explanation`, async () => {
     await page.click(`[data-testid="sample-${photo}"]`);

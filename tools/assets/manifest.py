@@ -34,7 +34,7 @@ LITE0_NOTES = (
 # What the page shows first for each model (the user's own choices win afterwards): the paper's figures
 # show positive relevance, heat-quantized to 8 levels, in jet over the image. `opacity` is the heatmap's
 # share of each pixel; `eval_step` the evaluation's pixels per step (a 28x28 model has only 784 pixels).
-DISPLAY = {"sign": "positive", "quantize": 8, "colormap": "jet", "opacity": 0.5, "clip": 100}
+DISPLAY = {"sign": "positive", "quantize": 8, "colormap": "jet", "opacity": 0.5, "clip": 99.5}
 FASHION_DISPLAY = {**DISPLAY, "opacity": 0.6, "eval_step": 16}
 
 LITE0_MEAN = [127.0, 127.0, 127.0]
