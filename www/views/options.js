@@ -92,7 +92,10 @@ export function show(options) {
 
 /** onChange(what): "method", "variant" or another setting ("composite", "start", "quantize") changed. */
 export function bind({ onChange }) {
-  for (const el of document.querySelectorAll('input[name="method"]')) el.onchange = () => onChange('method');
+  // on the fieldset: setup() adds the baselines' radio buttons after bind(), and change events bubble
+  $('method').onchange = (e) => {
+    if (e.target.name === 'method') onChange('method');
+  };
   for (const id of ['variant', 'composite', 'start', 'quantize']) $(id).onchange = () => onChange(id);
   $('quantize').addEventListener('change', () => (quantizeTouched = true)); // code sets .checked without an event
 }
