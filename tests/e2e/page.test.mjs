@@ -32,7 +32,9 @@ import { decodeNpy } from '../../www/overlay.js';
 
 const TOLERANCE = 1e-5; // of max|R|: the wasm and x86 kernels sum f32 in different orders
 const CAT_CLASSES = [281, 282, 283, 284, 285]; // tabby, tiger cat, Persian, Siamese, Egyptian cat
-const T = { load: 120_000, explain: 90_000 };
+// grid: the 11 explanations of a real model's comparison grid (integrated gradients alone takes a minute
+// in a dev build of the engine on a busy machine)
+const T = { load: 120_000, explain: 90_000, grid: 360_000 };
 
 let h;
 let page;
@@ -463,9 +465,10 @@ async function realModel(t, { key, photo, cliArgs, check, shot }) {
   await timed(`${key}: comparison grid`, async () => {
     await page.click('[data-testid="compare"]');
     await page.waitForFunction(
-      () => document.querySelectorAll('[data-testid="compare-grid"] .cell').length === 6 && !document.querySelector('[data-testid="compare-grid"] .cell.pending'),
+      // every variant and every baseline, as for the test model
+      () => document.querySelectorAll('[data-testid="compare-grid"] .cell').length === 11 && !document.querySelector('[data-testid="compare-grid"] .cell.pending'),
       null,
-      { timeout: T.explain },
+      { timeout: T.grid },
     );
   });
   await screenshot(`${shot}.compare.png`, page.locator('.compare'));
