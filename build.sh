@@ -149,23 +149,25 @@ THREADS_LINK+=" -C link-arg=--export=__tls_align -C link-arg=--export=__tls_base
 
 # Builds the engine for one set of target features and runs wasm-bindgen on it:
 #   build_pkg PROFILE OUT_DIR simd128|relaxed|threads
+# The target directory is $CARGO_TARGET_DIR when set (else target/); the builds below use subdirectories of it.
 # relaxed: +simd128,+relaxed-simd, from its own target directory target/relaxed (other target features
 # invalidate the whole cache, so it would otherwise rebuild everything each time)
 # threads: relaxed plus +atomics,+bulk-memory,+mutable-globals and the `threads` feature (a Web Worker
 # pool: explanations compute their denominators on a second thread), in target/threads. The standard
 # library must be rebuilt with atomics: nightly's -Z build-std.
 build_pkg() {
-  local profile=$1 out=$2 features=$3 dir=$1 target=${CARGO_TARGET_DIR:-target}
+  local profile=$1 out=$2 features=$3 dir=$1 base=${CARGO_TARGET_DIR:-target}
+  local target=$base
   [ "$profile" = dev ] && dir=debug
   case "$features" in
     relaxed)
-      target=target/relaxed
+      target=$base/relaxed
       say "cargo build --target $WASM_TARGET --profile $profile (+simd128,+relaxed-simd) → $out"
       CARGO_TARGET_DIR=$target \
         CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-C target-feature=+simd128,+relaxed-simd" \
         cargo build -p resnet-lrp --lib --target "$WASM_TARGET" --profile "$profile" ;;
     threads)
-      target=target/threads
+      target=$base/threads
       say "cargo +nightly build -Z build-std --target $WASM_TARGET --profile $profile --features threads (+atomics,+bulk-memory,+simd128,+relaxed-simd) → $out"
       CARGO_TARGET_DIR=$target \
         CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128,+relaxed-simd $THREADS_LINK" \
@@ -173,7 +175,7 @@ build_pkg() {
         --target "$WASM_TARGET" --profile "$profile" ;;
     *)
       say "cargo build --target $WASM_TARGET --profile $profile (+simd128) → $out"
-      cargo build -p resnet-lrp --lib --target "$WASM_TARGET" --profile "$profile" ;;
+      CARGO_TARGET_DIR=$target cargo build -p resnet-lrp --lib --target "$WASM_TARGET" --profile "$profile" ;;
   esac
   wasm-bindgen --target web --out-dir "$out" "$target/$WASM_TARGET/$dir/resnet_lrp.wasm"
 }

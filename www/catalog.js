@@ -2,7 +2,7 @@
 // models (models/fixtures/), the user's own files; downloads through the Cache API, verified by sha256.
 // No DOM.
 
-export const DEFAULT_MODEL = 'efficientnet_lite0';
+export const DEFAULT_MODEL = 'fashion_resnet';
 const MODEL_CACHE = 'resnet-lrp-models-v1';
 
 const FIXTURES = [
@@ -104,6 +104,7 @@ function fromManifest(m) {
     preprocess: m.preprocess === 'metadata' ? null : { scale: m.scale, mean: m.mean, std: m.std, bgr: m.channel_order === 'BGR' },
     resize: { mode: m.resize?.mode ?? 'full', size: m.resize?.size ?? m.size },
     credit: `${m.name}: ${m.licence}. ${m.source}.`,
+    display: m.display ?? null, // the page's first display settings for this model
   };
 }
 
@@ -217,4 +218,19 @@ export function modelBytes(cand, report, later) {
     return pending.bytes;
   }
   return fetchModelBytes(cand.url, cand.sha256, report, later);
+}
+
+/**
+ * The bundled samples made for the model `key` (photos.json entries with its `model`); for a model
+ * without its own, the photos made for no model in particular.
+ */
+export function samplesFor(photos, key) {
+  const own = photos.filter((p) => p.model === key);
+  return own.length ? own : photos.filter((p) => !p.model);
+}
+
+/** The samples in the order they are offered for model `key`: its own first, then the others. */
+export function sampleOrder(photos, key) {
+  const own = photos.filter((p) => p.model && p.model === key);
+  return [...own, ...photos.filter((p) => !own.includes(p))];
 }

@@ -27,6 +27,15 @@ export function init(page) {
   view.bind({ onEvaluate: run, onStop: stop, onSettings: sync, onCsv: downloadCsv });
 }
 
+/** Every method the evaluation knows, in its order, with its label and colours: [{key, label, color, dash}]. */
+export const methods = () => [...view.METHODS].map(([key, look]) => ({ key, ...look }));
+
+/** A model's pixels per step (`step`: its display default; undefined: the engine's), unless the user set one. */
+export function applyStep(step) {
+  view.applyStep(step);
+  sync();
+}
+
 /** Everything the curves depend on besides the method; null when there is nothing to evaluate. */
 function context() {
   if (!state.model || !state.image || state.target === null) return null;
@@ -34,16 +43,17 @@ function context() {
   return JSON.stringify([app.imageKey(), state.target, options.composite(), options.start(), quantize, step]);
 }
 
-function requestOptions(key) {
+/** The engine's `evaluate` options of method `key` for class `target` with the form's settings. */
+export function requestOptions(key, target = state.target) {
   const { quantize, step } = view.settings();
-  const o = { target: state.target, quantize, step };
+  const o = { target, quantize, step };
   if (key === 'random') return { ...o, method: 'random', seed: 0 };
   if (!isLrp(key, state.capabilities.variants)) return { ...o, method: key, start: options.start() };
   return { ...o, method: 'lrp', composite: options.composite(), variant: key, start: options.start() };
 }
 
 /** The current method first, then the ticked ones. */
-function shown() {
+export function shown() {
   const cur = options.methodKey();
   return [cur, ...[...view.METHODS.keys()].filter((k) => k !== cur && ev.checked.has(k))];
 }

@@ -1,6 +1,6 @@
 // Hooks for the end-to-end tests (tests/e2e) and the browser benchmark: `window.__lrp` (the page's
-// state and a few actions), `window.__lastExplain` and `window.__lastEvaluation` (what is on screen,
-// with its numbers). Off in normal use. On when the page is driven by a browser under automation
+// state and a few actions), `window.__lastExplain`, `window.__lastEvaluation` and `window.__lastBatch`
+// (what is on screen, with its numbers). Off in normal use. On when the page is driven by a browser under automation
 // (`navigator.webdriver`: playwright's Chromium), when its address has `?hooks`, or when a script set
 // `window.__lrpHooks = true` before the page loaded. Only this module writes them.
 
@@ -32,4 +32,13 @@ export function evaluated(describe) {
   }
   window.__lastEvaluation = { seq: ++evaluatedCount, ...describe() };
   document.body.dataset.evaluated = String(evaluatedCount);
+}
+
+let batchCount = 0;
+
+/** A run over every sample ended (`describe()` gives {model, stopped, samples, rows}). */
+export function batchEvaluated(describe) {
+  if (!enabled) return;
+  window.__lastBatch = { seq: ++batchCount, ...describe() };
+  document.body.dataset.batched = String(batchCount);
 }

@@ -85,6 +85,30 @@ export function describeImage(im) {
   return `${im.item.name} (${photo.width}×${photo.height})` + (cropped ? `, model’s view: ${region.w}×${region.h} centre crop` : '');
 }
 
+/** Whether RGBA pixels are a colour picture: more than 1 % of them with channels 16 or more apart. */
+export function isColour(rgba) {
+  let coloured = 0;
+  for (let i = 0; i < rgba.length; i += 4) {
+    const [r, g, b] = [rgba[i], rgba[i + 1], rgba[i + 2]];
+    if (Math.max(r, g, b) - Math.min(r, g, b) >= 16) coloured++;
+  }
+  return coloured > rgba.length / 4 / 100;
+}
+
+/**
+ * A one-line hint when a photo does not suit a small greyscale model (`model`: {label, info}): a colour
+ * photo, or one more than four times the model's input size. Null when it suits, or for other models.
+ */
+export function photoHint(prepared, { label, info }) {
+  const { channels, width: W, height: H } = info.input;
+  if (prepared.kind !== 'photo' || channels !== 1) return null;
+  const large = prepared.photo.width > 4 * W || prepared.photo.height > 4 * H;
+  const colour = isColour(prepared.fed.rgba);
+  if (!large && !colour) return null;
+  const what = colour ? `a ${large ? 'large ' : ''}colour photo` : 'a large photo';
+  return `${label} was made for ${W}×${H} greyscale images: for ${what} like this one, pick EfficientNet-Lite0 or drop an ImageNet ResNet (.onnx).`;
+}
+
 let itemCounter = 0;
 
 export const isModelFile = (f) => /\.onnx$/i.test(f.name);
@@ -132,6 +156,7 @@ export async function sampleItem(photo, items) {
     kind: 'photo',
     file: await res.blob(),
     sample: photo.file,
+    truth: photo.class ?? null, // the true class of a labelled sample (Fashion-MNIST)
     credit: `${photo.title} — ${photo.attribution}; ${photo.licence}; from ${photo.source?.package ?? 'a package'} ${photo.source?.version ?? ''}.`,
   };
 }

@@ -6,9 +6,11 @@
 //   worker.js    the page's worker                            hooks.js    test hooks (off in normal use)
 //   catalog.js   models and their bytes                       images.js   photos and tensors → model input
 //   evaluation.js  the insertion/deletion run                 dom.js      small DOM helpers
+//   batch.js     the evaluation over every sample of the model
 //   pure, tested in Node: overlay.js, raster.js, plot.js, downloads.js
-//   views/: status, models, inputs, options, explanation, conservation, comparison, evaluation
+//   views/: status, models, inputs, options, explanation, conservation, comparison, evaluation, batch
 
+import * as batch from './batch.js';
 import * as catalog from './catalog.js';
 import { save } from './dom.js';
 import { explanationFiles, explanationStem } from './downloads.js';
@@ -16,7 +18,7 @@ import { EngineClient, isStop, pageWorkerUrl } from './engine.js';
 import * as evaluation from './evaluation.js';
 import * as hooks from './hooks.js';
 import { baselineOptions, baselines } from './methods.js';
-import { describeImage, feedRequest, isModelFile, isSideFile, prepare, readItems, sampleItem } from './images.js';
+import { describeImage, feedRequest, isModelFile, isSideFile, photoHint, prepare, readItems, sampleItem } from './images.js';
 import { encodeNpy, encodePng } from './overlay.js';
 import { errorText } from './raster.js';
 import * as comparison from './views/comparison.js';
@@ -57,6 +59,7 @@ function readyText() {
 configureStatus({ readyText, hasImage: () => Boolean(state.image) });
 
 evaluation.init({ state, imageKey, className, notify, busy, restart: (withImage) => restart(withImage), explain: () => explain() });
+batch.init({ state, notify, modelBytes: (m) => catalog.modelBytes(m, () => {}, whenIdle) });
 
 // ---------------------------------------------------------------------------------------
 // Model
@@ -88,6 +91,7 @@ async function loadModel(cand) {
   if (token !== state.seq.model) return false;
   models.renderList(state.candidates, state.model.key);
   models.render(state.model);
+  modelChosen();
   if (!state.image && state.pending) {
     const { item, notice } = state.pending;
     state.pending = null;
@@ -95,6 +99,20 @@ async function loadModel(cand) {
     await selectItem(item);
   } else await reloadImage();
   return true;
+}
+
+/**
+ * A model was loaded: its display defaults (models.json `display`; the page's own for other models) set
+ * every setting the user has not changed, and its own samples come first.
+ */
+function modelChosen() {
+  const d = state.model.display ?? {};
+  explanationView.applyDefaults(d);
+  explanationView.renderLegend(0);
+  options.applyDefaults(d);
+  evaluation.applyStep(d.eval_step);
+  inputs.renderSamples(catalog.sampleOrder(state.photos, state.model.key), pickSample);
+  batch.sync();
 }
 
 /** The model's settings changed: forget what was computed and run the current item again. */
@@ -192,6 +210,8 @@ function clearImage() {
   explanationView.reset();
   conservation.reset();
   comparison.enable(false);
+  explanationView.setHint(null);
+  explanationView.renderTruth(null);
   evaluation.sync();
 }
 
@@ -229,6 +249,8 @@ async function selectItem(item) {
   clearCompare();
   renderQueue();
   explanationView.setCaption(describeImage(state.image));
+  explanationView.setHint(photoHint(prepared, state.model));
+  explanationView.renderTruth(item.truth, className(prediction.top[0].class));
   models.renderCredits(state.model, item);
   await selectTarget(prediction.top[0].class);
 }
@@ -489,10 +511,16 @@ async function main() {
     } catch (e) {
       notify(`Could not open the sample ${params.get('photo')}: ${errorText(e)}`);
     }
-  }
+  } else if (!params.has('photo')) await firstSample();
   setStatus(readyText());
   document.body.dataset.ready = 'true';
   markStarted();
+}
+
+/** A model with samples of its own (the Fashion-MNIST ResNet) shows its first one right away. */
+async function firstSample() {
+  const own = state.model && !state.image && !state.pending ? state.photos.find((p) => p.model === state.model.key) : null;
+  if (own) await pickSample(own);
 }
 
 hooks.install({

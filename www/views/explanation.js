@@ -7,6 +7,40 @@ import { colorbarRgba, legendLabels } from '../raster.js';
 
 const DOWNLOADS = ['download-overlay', 'download-heatmap', 'download-npy'];
 
+// a model's display defaults (models.json `display`) set these controls until the user changes them
+const DISPLAY_CONTROLS = { colormap: 'colormap', sign: 'sign', opacity: 'opacity', clip: 'clip' };
+const touched = new Set();
+let initial = null; // the page's own settings (index.html), for models without defaults
+
+function showValues() {
+  $('opacity-value').textContent = $('opacity').value;
+  $('clip-value').textContent = $('clip').value;
+}
+
+/**
+ * Applies a model's display defaults `d` ({colormap, sign, opacity, clip}; missing ones: the page's
+ * own) to every control the user has not changed.
+ */
+export function applyDefaults(d = {}) {
+  for (const [key, id] of Object.entries(DISPLAY_CONTROLS)) {
+    if (!touched.has(id)) $(id).value = String(d[key] ?? initial[id]);
+  }
+  showValues();
+}
+
+/** The true class of a sample beside the prediction (`truth`: its name, `predicted`: the top class's), or none. */
+export function renderTruth(truth, predicted) {
+  const p = $('true-class');
+  p.hidden = !truth;
+  p.textContent = truth ? `true: ${truth}${predicted ? (predicted === truth ? ' ✓' : ` ✗ (predicted ${predicted})`) : ''}` : '';
+}
+
+/** A one-line hint about the photo and the model (not an error), or none. */
+export function setHint(text) {
+  $('photo-hint').hidden = !text;
+  $('photo-hint').textContent = text ?? '';
+}
+
 /** The display settings: {cmap, sign, alpha, clip}. */
 export function display() {
   return { cmap: $('colormap').value, sign: $('sign').value, alpha: Number($('opacity').value), clip: Number($('clip').value) };
@@ -62,7 +96,7 @@ export function render(ex, image, caption, targetName) {
   $('stage-empty').hidden = true;
   renderLegend(r.scale);
   for (const id of DOWNLOADS) $(id).disabled = false;
-  const what = ex.options.method === 'gradient' ? 'gradient × input' : `LRP, ${ex.options.composite}, ${ex.options.variant}`;
+  const what = ex.options.method === 'lrp' ? `LRP, ${ex.options.composite}, ${ex.options.variant}` : ex.options.method;
   const took = ex.ms ? ` · ${(ex.ms / 1000).toFixed(ex.ms < 1000 ? 2 : 1)} s` : '';
   $('caption').textContent = `${caption} — “${targetName}” (${what})${took}`;
   return { ...r, width: image.base.width, height: image.base.height, mapWidth: summary.width, mapHeight: summary.height };
@@ -89,10 +123,11 @@ export function bind({ onDisplay, onTarget, onDownload }) {
   const cm = $('colormap');
   for (const [name, { label }] of Object.entries(COLORMAPS)) cm.append(new Option(label, name));
   cm.value = 'jet';
-  for (const id of ['colormap', 'sign', 'opacity', 'clip']) {
+  initial = Object.fromEntries(Object.values(DISPLAY_CONTROLS).map((id) => [id, $(id).value]));
+  for (const id of Object.values(DISPLAY_CONTROLS)) {
     $(id).oninput = () => {
-      $('opacity-value').textContent = $('opacity').value;
-      $('clip-value').textContent = $('clip').value;
+      touched.add(id); // setting .value from code fires no event: this is the user's choice
+      showValues();
       onDisplay();
     };
   }

@@ -39,7 +39,7 @@ export function renderQueue(items, current, onPick) {
   for (const el of $('samples').children) el.classList.toggle('selected', current?.sample === el.dataset.file);
 }
 
-/** The sample photos (photos/photos.json); onPick(photo). */
+/** The sample photos (photos/photos.json, in the order given); onPick(photo). */
 export function renderSamples(photos, onPick) {
   const box = $('samples');
   box.replaceChildren();
@@ -47,6 +47,13 @@ export function renderSamples(photos, onPick) {
     const b = thumb(`${p.title}\n${p.attribution}\nLicence: ${p.licence}`, `sample-${p.file}`);
     b.dataset.file = p.file;
     b.append(image(`photos/${p.file}`, p.title, true));
+    if (p.class) {
+      // a labelled sample: its true class under the thumbnail
+      const tag = document.createElement('span');
+      tag.className = 'tag';
+      tag.textContent = p.class;
+      b.append(tag);
+    }
     b.onclick = () => onPick(p);
     box.append(b);
   }

@@ -19,6 +19,8 @@ const COMPOSITE_TEXT = {
 };
 
 let levels = 8; // heat quantization when ticked: the engine's default for the evaluation
+let quantizeTouched = false; // the user ticked or unticked heat quantization: a model's default no longer applies
+let quantizeInitial = false;
 
 function fill(select, names, texts, selected) {
   select.replaceChildren();
@@ -53,6 +55,15 @@ export function setup({ methods, variants, composites, defaults }) {
   $('start').value = defaults.start;
   levels = defaults.evalQuantize;
   $('quantize-levels').textContent = String(levels);
+  quantizeInitial = $('quantize').checked;
+}
+
+/**
+ * A model's default heat quantization (`quantize`: levels, 0 for none; missing: the page's own), unless
+ * the user has set it. The levels stay the engine's (the paper's 8).
+ */
+export function applyDefaults({ quantize } = {}) {
+  if (!quantizeTouched) $('quantize').checked = quantize === undefined ? quantizeInitial : quantize > 1;
 }
 
 export const method = () => document.querySelector('input[name="method"]:checked').value;
@@ -81,6 +92,10 @@ export function show(options) {
 
 /** onChange(what): "method", "variant" or another setting ("composite", "start", "quantize") changed. */
 export function bind({ onChange }) {
-  for (const el of document.querySelectorAll('input[name="method"]')) el.onchange = () => onChange('method');
+  // on the fieldset: setup() adds the baselines' radio buttons after bind(), and change events bubble
+  $('method').onchange = (e) => {
+    if (e.target.name === 'method') onChange('method');
+  };
   for (const id of ['variant', 'composite', 'start', 'quantize']) $(id).onchange = () => onChange(id);
+  $('quantize').addEventListener('change', () => (quantizeTouched = true)); // code sets .checked without an event
 }
