@@ -7,7 +7,7 @@
 //! has its negative ones, so z⁺ on it is a different rule. While the layer graph is read, each
 //! BatchNorm that follows a convolution is therefore held in one op of ours, [`KeptBatchNorm`],
 //! which tract cannot fold; the import makes it a [`crate::graph::Layer::BatchNorm`]. Before
-//! tract optimises the forward plan, [`release`] turns it back into tract's own multiply and
+//! tract optimises the forward plan, `release` turns it back into tract's own multiply and
 //! add, so the forward pass is the same folded computation as without it.
 
 use tract_onnx::prelude::*;
