@@ -7,9 +7,9 @@ use ndarray::ArrayD;
 use ndarray_npy::read_npy;
 use resnet_lrp::external::SideFiles;
 use resnet_lrp::model::BatchPlan;
-use resnet_lrp::{Composite, Method, Model, Start, Target, Variant, VARIANTS};
+use resnet_lrp::{Model, Start, Target, Variant, VARIANTS};
 
-use crate::models::{check_gradient, root};
+use crate::models::{check_gradient, lrp, root};
 use crate::session::cli;
 
 const ZOO: [&str; 7] =
@@ -65,8 +65,7 @@ fn export_forms_conserve_for_every_variant() {
         let acts = ex.forward(x).unwrap();
         for variant in VARIANTS {
             for start in [Start::Probability, Start::Logit] {
-                let composite = Composite::by_name("conserving", (vec![-2.0], vec![2.0])).unwrap();
-                let e = ex.explain(&acts, Target::Top1, start, &Method::Lrp { composite, variant }).unwrap();
+                let e = ex.explain(&acts, Target::Top1, start, &lrp("conserving", variant)).unwrap();
                 // the other fixtures measure ~1e-7; 1e-4 is the README's promise
                 assert!(
                     e.conservation_error() <= 1e-4,
@@ -117,9 +116,7 @@ fn squeeze_excitation_gates_pass_relevance_to_the_branch_only() {
     assert_eq!(gates.len(), 4, "one gate per block");
     let mut ex = model.explainer();
     let acts = ex.forward(x).unwrap();
-    let composite = Composite::by_name("conserving", (vec![-2.0], vec![2.0])).unwrap();
-    let e =
-        ex.explain(&acts, Target::Top1, Start::Logit, &Method::Lrp { composite, variant: Variant::FlowsSkip }).unwrap();
+    let e = ex.explain(&acts, Target::Top1, Start::Logit, &lrp("conserving", Variant::FlowsSkip)).unwrap();
     let ledger = |name: &str| e.ledger.iter().find(|l| l.node == name).map(|l| l.relevance);
     for &i in &gates {
         let gate = &g.nodes[i];
