@@ -51,20 +51,23 @@ setup_rust() {
     say "rustup target add $WASM_TARGET"
     rustup target add "$WASM_TARGET"
   fi
-  # the threaded engine rebuilds the standard library with atomics: nightly and its sources
-  if ! rustup toolchain list | grep -q '^nightly'; then
-    say "rustup toolchain install nightly (minimal, rust-src)"
-    rustup toolchain install nightly --profile minimal --component rust-src
-  elif ! rustup component list --toolchain nightly --installed | grep -qx rust-src; then
-    say "rustup component add rust-src --toolchain nightly"
-    rustup component add rust-src --toolchain nightly
-  fi
   local want have
   want=$(lock_version wasm-bindgen)
   have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)
   if [ "$have" != "$want" ]; then
     say "cargo install wasm-bindgen-cli $want (found: ${have:-none})"
     cargo install wasm-bindgen-cli --version "$want" --force
+  fi
+}
+
+# the threaded engine rebuilds the standard library with atomics: nightly and its sources
+setup_nightly() {
+  if ! rustup toolchain list | grep -q '^nightly'; then
+    say "rustup toolchain install nightly (minimal, rust-src)"
+    rustup toolchain install nightly --profile minimal --component rust-src
+  elif ! rustup component list --toolchain nightly --installed | grep -qx rust-src; then
+    say "rustup component add rust-src --toolchain nightly"
+    rustup component add rust-src --toolchain nightly
   fi
 }
 
@@ -193,6 +196,8 @@ wasm_size() {
 wasm() {
   local profile=${1:-release}
   setup_rust
+  setup_nightly
+  rm -f www/builds.json # every build below is finished when this returns
   build_pkg "$profile" www/pkg simd128
   build_pkg "$profile" www/pkg-threads threads
   if [ "$profile" = dev ]; then
@@ -231,10 +236,68 @@ serve() {
     esac
   done
   setup_python
-  wasm release
+  setup_rust
   assets
+  # The page comes up as soon as the build that runs everywhere (www/pkg, +simd128) is there; the faster
+  # builds follow in the background. www/builds.json tells the page's worker which builds are not ready
+  # (it does not load them, even a leftover from an earlier build) and the page that a faster one is coming.
+  builds_status building pkg-relaxed pkg-threads
+  build_pkg release www/pkg simd128
   say "serving www/ on http://127.0.0.1:$port/, cross-origin isolated (Ctrl-C to stop)"
-  exec "$PY" tools/serve.py --port "$port" --directory www
+  say "building the faster engines (relaxed SIMD, threads) in the background: log in target/serve-builds.log"
+  mkdir -p target
+  set -m # the builder in a process group of its own, so that stopping it stops its cargo too
+  serve_background_builds >target/serve-builds.log 2>&1 &
+  SERVE_BUILDER=$!
+  # Ctrl-C stops the background builds too; what they did not finish stays marked as not ready
+  trap serve_cleanup EXIT
+  trap 'exit 130' INT TERM
+  "$PY" tools/serve.py --port "$port" --directory www
+}
+
+serve_cleanup() {
+  if [ -n "${SERVE_BUILDER:-}" ]; then
+    kill -- -"$SERVE_BUILDER" 2>/dev/null || true
+    wait "$SERVE_BUILDER" 2>/dev/null || true
+    SERVE_BUILDER=""
+  fi
+  builds_stopped
+}
+
+# www/builds.json: {"state": "building"|"done"|"failed"|"stopped", "pending": [builds not to load]}
+builds_status() {
+  local state=$1
+  shift
+  local list=""
+  [ $# -gt 0 ] && list=$(printf '"%s",' "$@") && list=${list%,}
+  printf '{"state": "%s", "pending": [%s]}\n' "$state" "$list" >www/builds.json.tmp
+  mv www/builds.json.tmp www/builds.json
+}
+
+builds_stopped() {
+  [ -f www/builds.json ] && grep -q '"building"' www/builds.json && sed -i 's/"building"/"stopped"/' www/builds.json
+  return 0
+}
+
+# Builds pkg-relaxed, then pkg-threads, each into a scratch directory moved into place when complete, so
+# that the page never sees a half-written build.
+serve_background_builds() {
+  local name features
+  local pending=(pkg-relaxed pkg-threads)
+  for name in pkg-relaxed pkg-threads; do
+    features=${name#pkg-}
+    [ "$features" = threads ] && setup_nightly
+    rm -rf "www/.$name.new"
+    if ! build_pkg release "www/.$name.new" "$features"; then
+      builds_status failed "${pending[@]}"
+      return 1
+    fi
+    rm -rf "www/$name"
+    mv "www/.$name.new" "www/$name"
+    pending=("${pending[@]:1}")
+    builds_status "$([ ${#pending[@]} -eq 0 ] && echo done || echo building)" "${pending[@]}"
+    say "www/$name is ready"
+  done
 }
 
 fixtures() {
@@ -313,6 +376,7 @@ bench() { # [--relaxed] [--threads] [--profile P] [bench.mjs options: --runs N -
     pkgs+=(--pkg-relaxed "$out/pkg-relaxed")
   fi
   if [ "$threads" = 1 ]; then
+    setup_nightly
     build_pkg "$profile" "$out/pkg-threads" threads
     pkgs+=(--pkg-threads "$out/pkg-threads")
   fi

@@ -11,6 +11,7 @@
 //   views/: status, models, inputs, options, explanation, conservation, comparison, evaluation, batch
 
 import * as batch from './batch.js';
+import { watchBuilds } from './builds.js';
 import * as catalog from './catalog.js';
 import { save } from './dom.js';
 import { explanationFiles, explanationStem } from './downloads.js';
@@ -438,10 +439,11 @@ function restart(withImage = true) {
 // Start
 
 /** Keeps the worker's answer to `init`: which build runs (shown) and the engine's capabilities. */
-function engineStarted({ simd, relaxed, engine, threads, relaxedSupported, isolated, capabilities }) {
+function engineStarted({ simd, relaxed, engine, threads, relaxedSupported, isolated, capabilities, coming, buildState }) {
   state.engineInfo = { simd, relaxed, engine, threads, relaxedSupported, isolated };
   state.capabilities = capabilities;
   showEngine(state.engineInfo);
+  watchBuilds({ coming, buildState }, notify);
 }
 
 function bind() {

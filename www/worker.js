@@ -96,14 +96,47 @@ function threadsPossible() {
   return self.crossOriginIsolated === true && typeof SharedArrayBuffer === 'function' && poolSize() > 1;
 }
 
+/**
+ * The builds `./build.sh serve` has not finished yet (www/builds.json: `{state, pending}`), which must not
+ * be loaded even if a leftover of an earlier build is there. No file: every build present is ready.
+ */
+async function buildStatus() {
+  try {
+    const res = await fetch(new URL('./builds.json', import.meta.url), { cache: 'no-store' });
+    if (!res.ok) return { state: 'done', pending: [] };
+    const { state, pending } = await res.json();
+    return { state: String(state), pending: Array.isArray(pending) ? pending.map(String) : [] };
+  } catch {
+    return { state: 'done', pending: [] };
+  }
+}
+
+/** Whether `engine` is built and ready on this server; the ones still pending are noted in `coming`. */
+async function available(engine, status, coming) {
+  if (status.pending.includes(engine)) {
+    coming.push(engine);
+    return false;
+  }
+  return exists(new URL(`./${engine}/resnet_lrp.js`, import.meta.url));
+}
+
 async function start() {
   if (!WebAssembly.validate(SIMD_PROBE)) {
     throw new Error(
       'this browser does not support WebAssembly SIMD (Chrome/Edge ≥ 91, Firefox ≥ 89, Safari ≥ 16.4 do)',
     );
   }
+  const status = await buildStatus();
+  const coming = []; // faster builds this browser would use, still being built
+  await pick(status, coming);
+  loaded.coming = coming;
+  loaded.buildState = status.state;
+}
+
+/** Loads the first build this browser, this page and this server allow (see the top of this file). */
+async function pick(status, coming) {
   const relaxed = WebAssembly.validate(RELAXED_PROBE);
-  if (relaxed && threadsPossible() && (await exists(new URL('./pkg-threads/resnet_lrp.js', import.meta.url)))) {
+  if (relaxed && threadsPossible() && (await available('pkg-threads', status, coming))) {
     try {
       await load('pkg-threads');
       return;
@@ -111,7 +144,7 @@ async function start() {
       console.warn(`the threaded engine (pkg-threads/) could not be started, using one thread: ${message(e)}`);
     }
   }
-  if (relaxed && (await exists(new URL('./pkg-relaxed/resnet_lrp.js', import.meta.url)))) {
+  if (relaxed && (await available('pkg-relaxed', status, coming))) {
     try {
       await load('pkg-relaxed');
       return;

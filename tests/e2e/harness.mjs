@@ -46,18 +46,19 @@ export function need(file, how) {
 
 /**
  * Serves www/ (test models from tests/fixtures) and opens a page in a fresh Chromium profile.
- * `mounts` adds URL prefixes served from other directories (see serve.mjs), `args` Chromium flags;
+ * `mounts` adds URL prefixes served from other directories and `files` single paths served from a file
+ * (see serve.mjs), `args` Chromium flags;
  * `isolated` serves with COOP/COEP headers (a cross-origin isolated page: the threaded engine).
  * Returns `{page, context, server, requests, pageErrors, profile, close}`; `requests` collects every
  * URL the browser asked for, `pageErrors` every uncaught error of the page.
  */
-export async function openPage(name, { mounts = {}, args = [], isolated = false } = {}) {
+export async function openPage(name, { mounts = {}, files = {}, args = [], isolated = false } = {}) {
   need(path.join(WWW, 'pkg', 'resnet_lrp.js'), 'build the wasm with ./build.sh wasm');
   need(path.join(WWW, 'photos', 'photos.json'), 'prepare the photos with ./build.sh assets');
   need(CHROMIUM, 'install Debian’s chromium (apt-get install chromium)');
   const { chromium } = await import('playwright-core');
   fs.mkdirSync(OUT, { recursive: true });
-  const server = await serve({ root: WWW, mounts: { '/models/fixtures/': FIXTURES, ...mounts }, isolated });
+  const server = await serve({ root: WWW, mounts: { '/models/fixtures/': FIXTURES, ...mounts }, files, isolated });
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), `resnet-lrp-e2e-${name}-`));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,

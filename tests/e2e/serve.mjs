@@ -39,10 +39,11 @@ export const MIME = {
 };
 
 /**
- * Starts serving `root` (and `mounts`: URL prefix → directory). `port: 0` picks a free port.
+ * Starts serving `root` (and `mounts`: URL prefix → directory; `files`: URL path → file). `port: 0` picks
+ * a free port.
  * @returns {Promise<{url: string, port: number, close: () => Promise<void>, log: string[]}>}
  */
-export function serve({ root, mounts = {}, port = 0, host = '127.0.0.1', quiet = true, isolated = false } = {}) {
+export function serve({ root, mounts = {}, files = {}, port = 0, host = '127.0.0.1', quiet = true, isolated = false } = {}) {
   const isolation = isolated
     ? { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' }
     : {};
@@ -64,8 +65,8 @@ export function serve({ root, mounts = {}, port = 0, host = '127.0.0.1', quiet =
     }
     if (rel.endsWith('/')) rel += 'index.html';
     const [prefix, base] = dirs.find(([p]) => rel.startsWith(p));
-    const file = path.join(base, path.normalize(rel.slice(prefix.length - 1)));
-    if (file !== base && !file.startsWith(base + path.sep)) return send(403, 'forbidden\n');
+    const file = files[rel] ?? path.join(base, path.normalize(rel.slice(prefix.length - 1)));
+    if (!files[rel] && file !== base && !file.startsWith(base + path.sep)) return send(403, 'forbidden\n');
     fs.stat(file, (err, st) => {
       const status = err || !st.isFile() ? 404 : 200;
       log.push(`${req.method} ${req.url} ${status}`);
