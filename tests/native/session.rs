@@ -195,6 +195,28 @@ pub fn cli(args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// `resnet-lrp info … | head -1`: the reader is gone before the CLI writes; before SIGPIPE had its
+/// default action, `println!` panicked here ("failed printing to stdout: Broken pipe").
+#[cfg(unix)]
+#[test]
+fn cli_ends_quietly_on_a_closed_pipe() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    let model = root().join("tests/fixtures/basic_bn.onnx");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_resnet-lrp"))
+        .args(["info", "--model", model.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // closed before the model is even read
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    const SIGPIPE: i32 = 13;
+    assert_eq!(out.status.signal(), Some(SIGPIPE), "ended by the closed pipe: {:?}", out.status);
+}
+
 #[test]
 fn cli_method_is_the_one_word_for_what_is_computed() {
     let fixtures = root().join("tests/fixtures");
