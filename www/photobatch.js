@@ -123,17 +123,23 @@ export function cancel() {
   render();
 }
 
-export const CSV_HEAD = ['file', 'overlay', 'model', 'method', 'composite', 'variant', 'start', 'quantize', 'class', 'class_name', 'probability', 'start_relevance', 'input_relevance_sum', 'conservation_error', 'status', 'error'];
+const CSV_HEAD = [
+  'file', 'overlay', 'model', 'method', 'composite', 'variant', 'start', 'quantize',
+  'class', 'class_name', 'probability', 'start_relevance', 'input_relevance_sum', 'conservation_error', 'status', 'error',
+];
 
 /** One CSV line per row: what the row shows; explained rows name their PNG in the archive. */
-export function csv(rows) {
+function csv(rows) {
   const lines = [CSV_HEAD.join(',')];
   for (const j of rows) {
     const r = j.result;
     const o = r?.options ?? {};
     const s = r?.summary ?? {};
-    const fields = [j.name, r?.file ?? '', r?.model ?? '', o.method ?? '', o.composite ?? '', o.variant ?? '', o.start ?? '', o.quantize ?? '', r?.target ?? '', r?.name ?? '', r?.probability ?? '', s.startRelevance ?? '', s.inputRelevanceSum ?? '', s.conservationError ?? '', j.status, j.error ?? ''];
-    lines.push(fields.map(csvField).join(','));
+    const fields = [
+      j.name, r?.file, r?.model, o.method, o.composite, o.variant, o.start, o.quantize,
+      r?.target, r?.name, r?.probability, s.startRelevance, s.inputRelevanceSum, s.conservationError, j.status, j.error,
+    ];
+    lines.push(fields.map((v) => csvField(v ?? '')).join(','));
   }
   return `${lines.join('\n')}\n`;
 }
