@@ -7,9 +7,12 @@
 //   catalog.js   models and their bytes                       images.js   photos and tensors → model input
 //   evaluation.js  the insertion/deletion run                 dom.js      small DOM helpers
 //   batch.js     the evaluation over every sample of the model
-//   pure, tested in Node: overlay.js, raster.js, plot.js, downloads.js
-//   views/: status, models, inputs, options, explanation, conservation, comparison, evaluation, batch
+//   photobatch.js  the user's photos explained in the background   address.js  the settings in the address
+//   recovery.js  restarting the engine when it dies
+//   pure, tested in Node: overlay.js, raster.js, plot.js, downloads.js, settings.js, zip.js
+//   views/: status, models, inputs, options, explanation, conservation, comparison, evaluation, batch, photobatch
 
+import * as address from './address.js';
 import * as batch from './batch.js';
 import { watchBuilds } from './builds.js';
 import * as catalog from './catalog.js';
@@ -21,6 +24,8 @@ import * as hooks from './hooks.js';
 import { baselineOptions, baselines } from './methods.js';
 import { describeImage, feedRequest, isModelFile, isSideFile, photoHint, prepare, readItems, sampleItem } from './images.js';
 import { encodeNpy, encodePng } from './overlay.js';
+import { recover } from './recovery.js';
+import * as photobatch from './photobatch.js';
 import { errorText } from './raster.js';
 import * as comparison from './views/comparison.js';
 import * as conservation from './views/conservation.js';
@@ -60,7 +65,10 @@ function readyText() {
 configureStatus({ readyText, hasImage: () => Boolean(state.image) });
 
 evaluation.init({ state, imageKey, className, notify, busy, restart: (withImage) => restart(withImage), explain: () => explain() });
-batch.init({ state, notify, modelBytes: (m) => catalog.modelBytes(m, () => {}, whenIdle) });
+const modelBytes = (m) => catalog.modelBytes(m, () => {}, whenIdle);
+batch.init({ state, notify, modelBytes });
+photobatch.init({ state, notify, modelBytes, options: (t) => options.read(t), display: explanationView.display, onView: (item) => selectItem(item) });
+address.init({ current: () => ({ model: state.model, target: state.target, image: state.image }) });
 
 // ---------------------------------------------------------------------------------------
 // Model
@@ -114,6 +122,8 @@ function modelChosen() {
   evaluation.applyStep(d.eval_step);
   inputs.renderSamples(catalog.sampleOrder(state.photos, state.model.key), pickSample);
   batch.sync();
+  photobatch.sync();
+  address.save();
 }
 
 /** The model's settings changed: forget what was computed and run the current item again. */
@@ -187,6 +197,7 @@ async function addFiles(fileList, origin = 'drop') {
       notify(`Could not read “${file.name || 'the pasted data'}” as an image (${text}).${keep}`, 'error', 'photo-error');
     }
   }
+  photobatch.add(items, errors);
   if (!items.length) return;
   state.items.push(...items);
   renderQueue();
@@ -253,7 +264,7 @@ async function selectItem(item) {
   explanationView.setHint(photoHint(prepared, state.model));
   explanationView.renderTruth(item.truth, className(prediction.top[0].class));
   models.renderCredits(state.model, item);
-  await selectTarget(prediction.top[0].class);
+  await selectTarget(address.takeTarget(prediction.logits.length, notify) ?? prediction.top[0].class);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -284,6 +295,7 @@ function targetFromText(v) {
 function optionsChanged(what) {
   if (what !== 'method' && what !== 'variant') clearCompare();
   evaluation.sync();
+  address.save();
   explain();
 }
 
@@ -320,6 +332,7 @@ function showExplanation() {
   state.rendered = explanationView.render(ex, state.image, describeImage(state.image), className(ex.summary.target));
   conservation.render(ex.summary, ex.options);
   comparison.enable(true);
+  address.save();
   hooks.explained(() => ({
     map: ex.map,
     width: ex.summary.width,
@@ -334,6 +347,7 @@ function showExplanation() {
 /** The display settings changed: everything on screen is drawn again. */
 function redraw() {
   explanationView.renderLegend(state.rendered?.scale);
+  address.save();
   if (state.explanation) showExplanation();
   for (const [key, r] of state.compare) {
     const canvas = comparison.canvas(key);
@@ -392,35 +406,7 @@ async function compareAll() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Recovery when the engine dies
-
-async function recover(reason) {
-  const crashes = state.engine.countCrash();
-  if (!state.engine.started) {
-    notify(`The engine could not start: ${reason}`, 'error', 'engine-error');
-    setStatus('Engine unavailable');
-    return;
-  }
-  if (crashes > 3) {
-    notify(`The engine stopped again (${reason}). Reload the page to start over.`, 'error', 'engine-error');
-    return;
-  }
-  const withImage = crashes <= 2; // a photo that crashes twice is not fed again
-  const note = notify(`The engine stopped (${reason}); restarting it…`, 'info', 'restart-notice');
-  try {
-    await busy('Restarting the engine…', () => restart(withImage));
-    const what = state.image && withImage ? 'the model and the photo were reloaded' : 'the model was reloaded';
-    note.querySelector('.text').textContent = `The engine stopped (${reason}). It was restarted and ${what}.`;
-    if (state.image && !withImage) {
-      state.image = null;
-      state.explanation = null;
-      evaluation.sync();
-    }
-  } catch (e) {
-    note.remove();
-    notify(`The engine could not be restarted: ${errorText(e)}`, 'error', 'engine-error');
-  }
-}
+// Recovery when the engine dies (recovery.js)
 
 /** A fresh worker with the current model (and photo): what the page had before it stopped. */
 function restart(withImage = true) {
@@ -473,7 +459,11 @@ async function main() {
   explanationView.renderLegend(0);
   const params = new URLSearchParams(location.search);
   const want = params.get('model') ?? catalog.DEFAULT_MODEL;
-  state.engine = new EngineClient(pageWorkerUrl(), { onCrash: recover });
+  const forget = () => {
+    Object.assign(state, { image: null, explanation: null });
+    evaluation.sync();
+  };
+  state.engine = new EngineClient(pageWorkerUrl(), { onCrash: (reason) => recover(reason, { state, restart, forget }) });
   let photo = null;
   const manifests = catalog.loadCatalog((text) => notify(text, 'info')).then((found) => {
     Object.assign(state, { imagenet: found.imagenet, photos: found.photos, candidates: found.candidates });
@@ -500,6 +490,7 @@ async function main() {
   }
   options.setup(state.capabilities);
   evaluation.setup(state.capabilities);
+  address.restore({ capabilities: state.capabilities, candidates: state.candidates, photos: state.photos, notify });
   resolveStarted(state.capabilities);
   models.renderList(state.candidates, null);
   inputs.renderSamples(state.photos, pickSample);

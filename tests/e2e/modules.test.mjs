@@ -1,11 +1,14 @@
 // Unit tests of the page's other pure modules (no browser): www/plot.js (the insertion and deletion
 // plots as drawing operations), www/downloads.js (file names and the CSV), www/raster.js (display
 // sizes, the colour bar, number formatting), www/protocol.js (the worker side of the envelope),
-// www/methods.js (how the page names the engine's methods).
+// www/methods.js (how the page names the engine's methods), www/settings.js (the settings in the
+// address), www/zip.js (the "Download all" archive, read back with Python's zipfile).
 //
 //   node --test tests/e2e/modules.test.mjs
 
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { test } from 'node:test';
 
 import { resolveNames, resolveResize } from '../../www/catalog.js';
@@ -15,6 +18,8 @@ import { colormapColor } from '../../www/overlay.js';
 import { curvePlot, curveSeries, dotPoints, MARGIN, plotLabel, plotSize } from '../../www/plot.js';
 import { answerRequests, isTrap, STATUS, transferring } from '../../www/protocol.js';
 import { colorbarRgba, displaySize, fmt, legendLabels, percentOf } from '../../www/raster.js';
+import { parseSettings, writeSettings } from '../../www/settings.js';
+import { crc32, zip } from '../../www/zip.js';
 
 const COLORS = { text: '#000', muted: '#555', grid: '#ccc' };
 
@@ -240,4 +245,54 @@ test('catalog: the crop from the manifest, else from the model file, else the sh
   assert.deepEqual(resolveResize(file, info(null)), { mode: 'shorter_side', size: 32 });
   const manifest = { source: 'manifest', resize: { mode: 'stretch', size: 40 } };
   assert.deepEqual(resolveResize(manifest, info('full')), { mode: 'stretch', size: 40 });
+});
+
+test('zip: CRC-32 has its check value; Python reads the archive back, names, bytes and dates', () => {
+  assert.equal(crc32(new TextEncoder().encode('123456789')), 0xcbf43926); // the CRC-32/ISO-HDLC check value
+  assert.equal(crc32(new Uint8Array(0)), 0);
+  const bin = Uint8Array.from({ length: 70000 }, (_, i) => (i * 7919) & 0xff);
+  const bytes = zip([{ name: 'a.csv', data: 'x,y\n1,2\n' }, { name: 'überall/b.bin', data: bin }, { name: 'empty', data: '' }], new Date(2024, 5, 7, 8, 9, 10));
+  const script = `
+import hashlib, json, sys, zipfile, io
+z = zipfile.ZipFile(io.BytesIO(sys.stdin.buffer.read()))
+print(json.dumps({"bad": z.testzip(), "names": z.namelist(), "csv": z.read("a.csv").decode(), "sha": hashlib.sha256(z.read("überall/b.bin")).hexdigest(),
+  "dates": [i.date_time for i in z.infolist()], "methods": [i.compress_type for i in z.infolist()], "empty": len(z.read("empty"))}))
+`;
+  const out = JSON.parse(execFileSync('python3', ['-c', script], { input: Buffer.from(bytes), encoding: 'utf8' }));
+  assert.equal(out.bad, null);
+  assert.deepEqual(out.names, ['a.csv', 'überall/b.bin', 'empty']);
+  assert.equal(out.csv, 'x,y\n1,2\n');
+  assert.equal(out.sha, createHash('sha256').update(bin).digest('hex'));
+  assert.deepEqual(out.dates[0], [2024, 6, 7, 8, 9, 10]);
+  assert.deepEqual(out.methods, [0, 0, 0], 'stored');
+  assert.equal(out.empty, 0);
+});
+
+const CHOICES = {
+  models: ['fashion_resnet', 'fixtures/basic_bn'],
+  methods: ['lrp', 'gradient', 'gradcam'],
+  variants: ['flows_skip', 'latest'],
+  composites: ['conserving', 'reference'],
+  colormaps: ['jet', 'seismic'],
+  signs: ['positive', 'signed', 'absolute'],
+  levels: 8,
+};
+
+test('settings: good values are read, bad ones are named and left out', () => {
+  const good = parseSettings(new URLSearchParams('model=basic_bn&method=gradcam&variant=latest&composite=reference&target=281&colormap=seismic&sign=signed&quantize=8&photo=x.png'), CHOICES);
+  assert.deepEqual(good.values, { model: 'fixtures/basic_bn', method: 'gradcam', variant: 'latest', composite: 'reference', target: 281, colormap: 'seismic', sign: 'signed', quantize: 8 });
+  assert.deepEqual(good.problems, []);
+  assert.deepEqual(parseSettings(new URLSearchParams('quantize=0'), CHOICES).values, { quantize: 0 });
+  const bad = parseSettings(new URLSearchParams('model=x&method=lrp2&target=-1&quantize=4&sign='), CHOICES);
+  assert.deepEqual(bad.values, {});
+  assert.deepEqual(bad.problems.map((p) => p.param), ['model', 'method', 'target', 'sign', 'quantize']);
+  assert.match(bad.problems[0].text, /^model=“x” is not one of fashion_resnet, fixtures\/basic_bn$/);
+  assert.match(bad.problems[4].text, /quantize=“4” is not 0 \(off\) or 8 \(levels\)/);
+});
+
+test('settings: writing replaces the settings and keeps every other parameter', () => {
+  assert.equal(writeSettings('?photo=a.png&model=x&threads=2', { model: 'fixtures/basic_bn', method: 'lrp', target: null, quantize: 0 }), '?photo=a.png&model=fixtures%2Fbasic_bn&threads=2&method=lrp&quantize=0');
+  assert.equal(writeSettings('?target=3', {}), '');
+  const back = parseSettings(new URLSearchParams(writeSettings('', { model: 'fashion_resnet', sign: 'absolute', target: 0 })), CHOICES);
+  assert.deepEqual(back.values, { model: 'fashion_resnet', target: 0, sign: 'absolute' });
 });

@@ -28,6 +28,15 @@ export function applyDefaults(d = {}) {
   showValues();
 }
 
+/** Settings the user asked for (the page's address: {colormap, sign}, either may be missing): they stay over a model's defaults. */
+export function applyUser(values) {
+  for (const key of ['colormap', 'sign']) {
+    if (values[key] === undefined) continue;
+    $(DISPLAY_CONTROLS[key]).value = values[key];
+    touched.add(DISPLAY_CONTROLS[key]);
+  }
+}
+
 /** The true class of a sample beside the prediction (`truth`: its name, `predicted`: the top class's), or none. */
 export function renderTruth(truth, predicted) {
   const p = $('true-class');

@@ -66,9 +66,26 @@ export function applyDefaults({ quantize } = {}) {
   if (!quantizeTouched) $('quantize').checked = quantize === undefined ? quantizeInitial : quantize > 1;
 }
 
+/**
+ * Settings the user asked for (the page's address: {method, variant, composite, quantize}, any may be
+ * missing); quantize is in levels, 0 for none, and stays over a model's default.
+ */
+export function apply(values) {
+  if (values.method !== undefined) document.querySelector(`input[name="method"][value="${values.method}"]`).checked = true;
+  if (values.variant !== undefined) $('variant').value = values.variant;
+  if (values.composite !== undefined) $('composite').value = values.composite;
+  if (values.quantize !== undefined) {
+    $('quantize').checked = values.quantize > 1;
+    quantizeTouched = true;
+  }
+}
+
 export const method = () => document.querySelector('input[name="method"]:checked').value;
 export const composite = () => $('composite').value;
 export const start = () => $('start').value;
+export const variant = () => $('variant').value;
+/** Heat quantization: its levels when ticked, else 0. */
+export const quantizeLevels = () => ($('quantize').checked ? levels : 0);
 
 /** The method shown, as a key of the evaluation's methods: a variant, or a baseline's name. */
 export const methodKey = () => (method() === 'lrp' ? $('variant').value : method());
@@ -76,7 +93,7 @@ export const methodKey = () => (method() === 'lrp' ? $('variant').value : method
 /** The options of an explanation of class `target` with these settings. */
 export function read(target) {
   const m = method();
-  const o = { target, method: m, start: start(), quantize: $('quantize').checked ? levels : 0 };
+  const o = { target, method: m, start: start(), quantize: quantizeLevels() };
   if (m === 'lrp') {
     o.composite = composite();
     o.variant = $('variant').value;
