@@ -1,4 +1,4 @@
-// The page's default model, the Fashion-MNIST ResNet trained here: it opens with the model and its
+// The page's default model, the Fashion-MNIST ResNet this project trains: it opens with the model and its
 // first sample explained, lists its samples first with their true class, applies the model's display
 // defaults (models.json `display`) until the user changes a setting, hints at another model for a colour
 // photo, and evaluates every sample with every method ("Evaluate all samples"), which Stop ends.

@@ -1,4 +1,4 @@
-// The Fashion-MNIST ResNet trained here (models/, copied to www/models by ./build.sh assets): the page
+// The Fashion-MNIST ResNet this project trains (models/, copied to www/models by ./build.sh assets): the page
 // takes its preprocessing and class names from the file's metadata, gives torch's logits for a
 // committed sample, names the classes, and feeds a colour photo to the grey model as its luma.
 

