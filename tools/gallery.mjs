@@ -27,9 +27,11 @@ async function shoot(page, name, selector) {
 
 /** EfficientNet-Lite0 chosen and chelsea.png explained with the display defaults the page has. */
 async function chelsea(page) {
-  const s = await seq(page);
   await page.selectOption('[data-testid="model-select"]', 'efficientnet_lite0');
   await page.waitForFunction(() => window.__lrp.state.model?.key === 'efficientnet_lite0' && document.body.dataset.busy !== 'true', null, { timeout: T });
+  await idle(page);
+  // counted only now: the new model explains the photo that was on screen first
+  const s = await seq(page);
   await page.click('[data-testid="sample-chelsea.png"]');
   await explained(page, s, T);
   await idle(page);
