@@ -4,8 +4,9 @@
 //   node tools/gallery.mjs        (needs what the page tests need: www/pkg, ./build.sh assets, Chromium)
 //
 // before-chelsea.png  EfficientNet-Lite0 on chelsea.png with the old first settings: raw relevance
-//                     (no heat quantization), signed, jet, opacity 0.4, clip 99.5
-// after-chelsea.png   the same with EfficientNet-Lite0's defaults from models.json (positive, 8 levels)
+//                     (no heat quantization), signed, jet, opacity 0.4, clip 99.5, per pixel
+// after-chelsea.png   the same with EfficientNet-Lite0's defaults from models.json (positive, 8 levels,
+//                     the map in 2×2-pixel cells)
 // fashion.png         the page as it opens: the Fashion-MNIST ResNet and its first sample
 // page.png            the whole page with EfficientNet-Lite0 on chelsea.png, new defaults
 
@@ -24,26 +25,46 @@ async function shoot(page, name, selector) {
   console.log(`gallery: docs/gallery/${name}`);
 }
 
+/** EfficientNet-Lite0 chosen and chelsea.png explained with the display defaults the page has. */
+async function chelsea(page) {
+  await page.selectOption('[data-testid="model-select"]', 'efficientnet_lite0');
+  await page.waitForFunction(() => window.__lrp.state.model?.key === 'efficientnet_lite0' && document.body.dataset.busy !== 'true', null, { timeout: T });
+  await idle(page);
+  // counted only now: the new model explains the photo that was on screen first
+  const s = await seq(page);
+  await page.click('[data-testid="sample-chelsea.png"]');
+  await explained(page, s, T);
+  await idle(page);
+}
+
+/** The page loaded and explained its first sample. */
+async function opened(page) {
+  await page.waitForSelector('body[data-ready="true"]', { timeout: T });
+  await explained(page, 0, T);
+}
+
 const h = await openPage('gallery');
 try {
   const { page } = h;
   fs.mkdirSync(DIR, { recursive: true });
   await page.goto(h.server.url);
-  await page.waitForSelector('body[data-ready="true"]', { timeout: T });
-  await explained(page, 0, T);
+  await opened(page);
   await shoot(page, 'fashion.png', '.layout');
 
-  let s = await seq(page);
-  await page.selectOption('[data-testid="model-select"]', 'efficientnet_lite0');
-  await page.waitForFunction(() => window.__lrp.state.model?.key === 'efficientnet_lite0' && document.body.dataset.busy !== 'true', null, { timeout: T });
-  await page.click('[data-testid="sample-chelsea.png"]');
-  await explained(page, s, T);
-  await idle(page);
+  await chelsea(page);
   await shoot(page, 'after-chelsea.png', '.viewer');
   await shoot(page, 'page.png');
 
-  // the old first settings, as a user would set them
-  s = await seq(page);
+  // the old first settings, as a user would set them; the map per pixel, as before models.json had `cell`
+  await page.route('**/models/models.json', async (route) => {
+    const json = await (await route.fetch()).json();
+    for (const m of json.models) delete m.display?.cell;
+    await route.fulfill({ json });
+  });
+  await page.reload();
+  await opened(page);
+  await chelsea(page);
+  const s = await seq(page);
   await page.click('[data-testid="quantize"]');
   await explained(page, s, T);
   await page.selectOption('[data-testid="sign"]', 'signed');

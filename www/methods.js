@@ -22,4 +22,4 @@ export const isLrp = (key, variants) => key === 'lrp' || variants.includes(key);
 export const baselines = (methods, variants) => methods.filter((m) => !isLrp(m, variants));
 
 /** The options of a baseline's explanation from the LRP options `base` (rules do not apply). */
-export const baselineOptions = (key, base) => ({ target: base.target, start: base.start, quantize: base.quantize, method: key });
+export const baselineOptions = (key, base) => ({ target: base.target, start: base.start, quantize: base.quantize, cell: base.cell, method: key });

@@ -1,6 +1,6 @@
 //! From input relevance to a 2-D map: channel reduction and the paper's heat quantization.
 
-use ndarray::{Array2, ArrayD, Axis};
+use ndarray::{s, Array2, ArrayD, Axis};
 
 use crate::error::{Error, Result};
 use crate::preprocess::{InputSpec, Layout};
@@ -28,8 +28,42 @@ pub fn channel_sum(relevance: &ArrayD<f32>, input: &InputSpec) -> Result<Array2<
 /// # Errors
 /// As [`channel_sum`].
 pub fn map(relevance: &ArrayD<f32>, input: &InputSpec, levels: usize) -> Result<Array2<f32>> {
-    let map = channel_sum(relevance, input)?;
+    map_in_cells(relevance, input, levels, 1)
+}
+
+/// The map as shown: relevance summed over the colour channels, averaged over `cell × cell`
+/// pixel cells ([`cell_mean`]), then heat-quantized ([`heat_quantize`]); `cell` 0 or 1 is [`map`].
+/// A display choice: the relevance itself and the evaluation's rankings stay per pixel.
+///
+/// # Errors
+/// As [`channel_sum`].
+pub fn map_in_cells(relevance: &ArrayD<f32>, input: &InputSpec, levels: usize, cell: usize) -> Result<Array2<f32>> {
+    let map = cell_mean(&channel_sum(relevance, input)?, cell);
     Ok(if levels > 1 { heat_quantize(&map, levels) } else { map })
+}
+
+/// Every pixel replaced by the mean of its `cell × cell` cell (cells tiled from the top-left
+/// corner; those at the right and bottom edges may be smaller), so the map keeps its total. A
+/// first convolution of stride `s` covers the pixels unevenly when its kernel is not a multiple
+/// of `s` (EfficientNet-Lite0's 3×3 stride-2 stem: 4, 2, 2 or 1 windows), and every LRP rule
+/// that redistributes over windows paints that coverage as an `s`-periodic grid; averaging over
+/// `s × s` cells removes it at the price of resolution. `cell` 0 or 1 leaves the map as it is.
+pub fn cell_mean(map: &Array2<f32>, cell: usize) -> Array2<f32> {
+    if cell < 2 {
+        return map.clone();
+    }
+    let (h, w) = map.dim();
+    let mut out = Array2::zeros((h, w));
+    for y in (0..h).step_by(cell) {
+        for x in (0..w).step_by(cell) {
+            let (ys, xs) = (y..(y + cell).min(h), x..(x + cell).min(w));
+            let block = map.slice(s![ys.clone(), xs.clone()]);
+            // summed in f64: a cell may hold many pixels of very different magnitude
+            let mean = block.iter().map(|&v| f64::from(v)).sum::<f64>() / block.len() as f64;
+            out.slice_mut(s![ys, xs]).fill(mean as f32);
+        }
+    }
+    out
 }
 
 /// Heat quantization (Otsuki et al. 2024): `levels` equally spaced edges from the map's

@@ -179,6 +179,10 @@ pub struct ExplainRequest {
     pub seed: u64,
     /// Heat quantization levels of the returned map (0 or 1: off).
     pub quantize: usize,
+    /// Side of the pixel cells the returned map is averaged over before heat quantization
+    /// ([`crate::heatmap::map_in_cells`]; 0 or 1: per pixel). Display only: the relevance and
+    /// the rankings of an evaluation stay per pixel.
+    pub cell: usize,
 }
 
 /// Options of an explanation as the page sends them; every field is optional (`camelCase` in
@@ -198,6 +202,9 @@ pub struct ExplainOptions {
     pub start: Option<String>,
     /// Heat quantization levels for the returned map (0, 1 or absent = off).
     pub quantize: Option<usize>,
+    /// Cells the returned map is averaged over before quantization (0, 1 or absent = per pixel;
+    /// see [`ExplainRequest::cell`]).
+    pub cell: Option<usize>,
     /// Rule parameters over the composite's own: `epsilon`, `gamma`, `alpha`, `beta`.
     #[serde(flatten)]
     pub params: Params,
@@ -276,6 +283,7 @@ impl ExplainOptions {
             method,
             seed,
             quantize: self.quantize.unwrap_or(quantize),
+            cell: self.cell.unwrap_or(1),
         })
     }
 }

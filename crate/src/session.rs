@@ -40,12 +40,12 @@ pub struct Prediction {
     pub top: Vec<TopClass>,
 }
 
-/// An explanation and its `[H, W]` map ([`crate::heatmap::map`] with the request's levels).
+/// An explanation and its `[H, W]` map ([`crate::heatmap::map_in_cells`] with the request's levels and cells).
 #[derive(Debug, Clone)]
 pub struct Explained {
     /// The explanation.
     pub explanation: Explanation,
-    /// Relevance summed over the channels, heat-quantized as asked.
+    /// Relevance summed over the channels, averaged over cells and heat-quantized as asked.
     pub map: Array2<f32>,
     /// For LRP: what the composite did with the model's BatchNorm ([`batchnorm_note`]).
     pub batchnorm: Option<String>,
@@ -264,7 +264,8 @@ impl Session {
             Some(method) => self.explainer.explain(&current.acts, request.target, request.start, method)?,
             None => self.random_explanation(request)?,
         };
-        let map = crate::heatmap::map(&explanation.relevance, self.model.input(), request.quantize)?;
+        let map =
+            crate::heatmap::map_in_cells(&explanation.relevance, self.model.input(), request.quantize, request.cell)?;
         let batchnorm = match &request.method {
             Some(Method::Lrp { composite, .. }) => Some(batchnorm_note(&self.model, composite)),
             _ => None,
@@ -311,7 +312,8 @@ impl Session {
         let masker = Masker::new(&self.model, pixels, &self.preprocess)?;
         let target = self.resolve_target(request.target)?;
         let probability = current.acts.probabilities()[target];
-        let ranking = ExplainRequest { target: Target::Class(target), ..request.clone() };
+        // cells are a display choice: the ranking stays per pixel, as in the paper's protocol
+        let ranking = ExplainRequest { target: Target::Class(target), cell: 1, ..request.clone() };
         let (map, explain_time) = timed(|| self.ranking(&ranking))?;
         let mut runner = Runner::new(&self.model).with_threads(self.threads);
         if let Some(plan) = &self.batch {

@@ -20,7 +20,7 @@
 //  5. gradient × input shows "n/a" for the conservation error;
 //  6. a bad step and a preprocessed tensor give readable errors, and the page keeps working;
 //  7. Stop ends a long evaluation; the model and the photo stay;
-//  8. EfficientNet-Lite0 on chelsea.png with 8-level heat quantization (the paper's setting), and
+//  8. EfficientNet-Lite0 on chelsea.png with its display defaults (8-level heat quantization, the paper's setting; the map in 2×2 cells), and
 //     the native CLI's `evaluate` on exactly the pixels the page fed the engine gives the same curves;
 //  9. every request went to 127.0.0.1 and the page raised no uncaught errors.
 
@@ -453,6 +453,15 @@ test('EfficientNet-Lite0 on chelsea.png with 8-level heat quantization', { skip:
   await page.click('[data-testid="sample-chelsea.png"]');
   const e = await explained(page, s);
   assert.equal(e.model, 'efficientnet_lite0');
+  // its display defaults (models.json): 8 levels, and the map shown in 2×2-pixel cells (the stride-2 stem's
+  // grid averaged out), said in the caption; the evaluation below still ranks per pixel (checkFullPhoto)
+  assert.equal(e.options.quantize, 8);
+  assert.equal(e.options.cell, 2);
+  assert.match(await page.textContent('#caption'), /shown in 2×2-pixel cells \(the \.npy is per pixel\)/);
+  const w = e.summary.width;
+  const cellsHoldOneValue = e.map.every((v, i) => v === e.map[(Math.floor(i / w) & ~1) * w + (i % w & ~1)]);
+  assert.ok(cellsHoldOneValue, 'every 2×2 cell of the map holds one value');
+  assert.ok(new Set(e.map).size <= 8, 'at most 8 levels');
   const es = await evalSeq();
   const data = await timed('EfficientNet-Lite0: evaluate flows_skip, quantize 8', async () => {
     await page.click('[data-testid="evaluate"]');

@@ -202,7 +202,8 @@ fn every_method_explains_and_evaluates_through_a_session() {
     let cfg = resnet_lrp::metrics::InsDelConfig { block_size: 1, step: 1024 };
     for name in names {
         let method = name.method("conserving", &Default::default(), Preprocess::default().bounds()).unwrap();
-        let request = ExplainRequest { target: Target::Top1, start: Start::Probability, method, seed: 3, quantize: 0 };
+        let request =
+            ExplainRequest { target: Target::Top1, start: Start::Probability, method, seed: 3, quantize: 0, cell: 1 };
         let out = session.explain(&request).unwrap();
         assert_eq!(out.map.dim(), (64, 64), "{name}");
         assert!(out.map.iter().all(|v| v.is_finite()), "{name}");
@@ -211,7 +212,8 @@ fn every_method_explains_and_evaluates_through_a_session() {
         assert_eq!(r.curves.insertion.probabilities.len(), 4, "{name}");
     }
     // random's map is the seeded random ranking
-    let random = ExplainRequest { target: Target::Top1, start: Start::Probability, method: None, seed: 3, quantize: 0 };
+    let random =
+        ExplainRequest { target: Target::Top1, start: Start::Probability, method: None, seed: 3, quantize: 0, cell: 1 };
     let map = session.explain(&random).unwrap().map;
     let want = resnet_lrp::metrics::random_map(64, 64, 3);
     assert!(map.iter().zip(&want).all(|(a, b)| (a - b).abs() <= 1e-3 * b), "random map");

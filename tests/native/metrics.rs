@@ -2,7 +2,7 @@
 //! (when `./build.sh assets` has run) on the real models and photos.
 
 use ndarray::{Array2, Array3, ArrayD};
-use resnet_lrp::heatmap::heat_quantize;
+use resnet_lrp::heatmap::{cell_mean, heat_quantize};
 use resnet_lrp::metrics::{self, InsDelConfig, Masker, Mode, Runner};
 use resnet_lrp::model::BatchPlan;
 use resnet_lrp::{Activations, Composite, Explanation, Method, Model, Preprocess, Start, Target, Variant};
@@ -358,6 +358,56 @@ fn real_models_on_a_photo() {
         );
         if name == "efficientnet_lite0" {
             assert!(r.id() > rr.id(), "{name}: ID {} vs random {}", r.id(), rr.id());
+            stride_two_stem_paints_a_grid(&e, &model);
         }
+    }
+}
+
+/// Why the page shows EfficientNet-Lite0's map in 2×2 cells (README, "Why EfficientNet-Lite0's map is
+/// shown in 2×2 cells"): its 3×3 stride-2 stem covers even pixels twice per axis and odd ones once, so per
+/// pixel the map's (even, even) phase holds several times the relevance of its (odd, odd) phase (4.5 times
+/// on `chelsea.png`'s centre crop; 3 leaves room for this whole-photo resize), which no object explains.
+fn stride_two_stem_paints_a_grid(e: &Explanation, model: &Model) {
+    let map = resnet_lrp::heatmap::channel_sum(&e.relevance, model.input()).unwrap();
+    let phase = |py: usize, px: usize| {
+        let v: Vec<f64> =
+            map.indexed_iter().filter(|((y, x), _)| y % 2 == py && x % 2 == px).map(|(_, &m)| f64::from(m)).collect();
+        v.iter().sum::<f64>() / v.len() as f64
+    };
+    let (even, odd) = (phase(0, 0), phase(1, 1));
+    assert!(even > 3.0 * odd, "(even, even) phase {even:.3e} vs (odd, odd) {odd:.3e}");
+}
+
+/// The naive twin of `cell_mean`: each pixel is the f64 mean of every pixel in the same cell,
+/// cells found by integer division of the coordinates (the function tiles with strided loops).
+fn cell_mean_naive(map: &Array2<f32>, cell: usize) -> Array2<f64> {
+    let (h, w) = map.dim();
+    Array2::from_shape_fn((h, w), |(y, x)| {
+        let members: Vec<f64> = map
+            .indexed_iter()
+            .filter(|((v, u), _)| v / cell == y / cell && u / cell == x / cell)
+            .map(|(_, &m)| f64::from(m))
+            .collect();
+        members.iter().sum::<f64>() / members.len() as f64
+    })
+}
+
+#[test]
+fn cell_means_match_their_naive_twin_and_keep_the_total() {
+    // 7 × 10 with cells of 2, 3 and 4: partial cells at the right and bottom edges
+    let map = Array2::from_shape_fn((7, 10), |(y, x)| ((y * 31 + x * 17) % 23) as f32 * 1e-5 - 4e-5);
+    assert_eq!(cell_mean(&map, 1), map);
+    assert_eq!(cell_mean(&map, 0), map);
+    for cell in [2, 3, 4, 64] {
+        let got = cell_mean(&map, cell);
+        let want = cell_mean_naive(&map, cell);
+        // one f32 rounding of an f64 mean: half an ulp of values ≤ 2.2e-4 is 7e-12
+        for (g, w) in got.iter().zip(&want) {
+            assert!((f64::from(*g) - w).abs() <= 1e-11, "cell {cell}: {g} vs {w}");
+        }
+        let (total, kept) =
+            (map.iter().map(|&v| f64::from(v)).sum::<f64>(), got.iter().map(|&v| f64::from(v)).sum::<f64>());
+        assert!((total - kept).abs() <= 1e-9, "cell {cell}: {total} vs {kept}");
+        assert!(got != map, "cell {cell} changes this map");
     }
 }

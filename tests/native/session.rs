@@ -36,7 +36,7 @@ fn photo() -> (Vec<u8>, usize, usize) {
 }
 
 fn request(method: Option<Method>, quantize: usize) -> ExplainRequest {
-    ExplainRequest { target: Target::Top1, start: Start::Probability, method, seed: 7, quantize }
+    ExplainRequest { target: Target::Top1, start: Start::Probability, method, seed: 7, quantize, cell: 1 }
 }
 
 fn lrp(variant: Variant) -> Option<Method> {
@@ -65,6 +65,13 @@ fn session_explains_as_the_explainer_does() {
         distinct.dedup();
         assert!(if levels > 1 { distinct.len() <= levels } else { distinct.len() > 8 }, "{}", distinct.len());
     }
+    // 2×2 cells: the same relevance, its map averaged over the cells before quantization
+    let per_pixel = session.explain(&request(lrp(Variant::FlowsSkip), 8)).unwrap();
+    let cells = session.explain(&ExplainRequest { cell: 2, ..request(lrp(Variant::FlowsSkip), 8) }).unwrap();
+    assert_eq!(cells.explanation.relevance, per_pixel.explanation.relevance);
+    let sum = heatmap::channel_sum(&per_pixel.explanation.relevance, model.input()).unwrap();
+    assert_eq!(cells.map, heatmap::heat_quantize(&heatmap::cell_mean(&sum, 2), 8));
+    assert_ne!(cells.map, per_pixel.map);
     // the random ranking is the session's (a seeded map), not a method of the explainer
     let random = session.explain(&request(None, 0)).unwrap();
     assert_eq!(random.explanation.conservation(), None);
@@ -103,6 +110,9 @@ fn session_evaluation_is_the_protocol_driven_by_hand() {
         assert_eq!(got.probability, acts.probabilities()[class]);
         assert_eq!(got.curves, want, "{method:?}");
         assert_eq!(got.pixels, model.input().height * model.input().width);
+        // display cells do not reach the ranking: it stays per pixel
+        let celled = ExplainRequest { cell: 2, ..request(method.clone(), levels) };
+        assert_eq!(session.evaluate(&celled, &cfg, None, None).unwrap().curves, want, "{method:?} in cells");
     }
     // a tensor has no pixels to mask
     session.set_input(masker.full().clone()).unwrap();

@@ -122,6 +122,7 @@ fn conserving_conserves_under_every_variant_and_the_variants_differ() {
                 method: Some(Method::Lrp { composite, variant }),
                 seed: 0,
                 quantize: 0,
+                cell: 1,
             };
             let e = session.explain(&request).unwrap().explanation;
             assert!(e.conservation_error() <= 1e-4, "{file} {variant:?}: {}", e.conservation_error());

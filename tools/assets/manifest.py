@@ -35,6 +35,10 @@ LITE0_NOTES = (
 # show positive relevance, heat-quantized to 8 levels, in jet over the image. `opacity` is the heatmap's
 # share of each pixel; `eval_step` the evaluation's pixels per step (a 28x28 model has only 784 pixels).
 DISPLAY = {"sign": "positive", "quantize": 8, "colormap": "jet", "opacity": 0.5, "clip": 99.5}
+# EfficientNet-Lite0's first convolution is 3x3 with stride 2: it covers the pixels 4, 2, 2 or 1 times,
+# and every LRP rule paints that coverage as a 2-pixel grid. `cell` averages the shown map over 2x2
+# pixel cells before heat quantization (display only: the .npy download and the evaluation stay per pixel).
+LITE0_DISPLAY = {**DISPLAY, "cell": 2}
 FASHION_DISPLAY = {**DISPLAY, "opacity": 0.6, "eval_step": 16}
 
 LITE0_MEAN = [127.0, 127.0, 127.0]
@@ -76,7 +80,7 @@ def _lite0_entry(mdir: Path) -> dict:
         "opset": 13,
         **_file_entry(mdir, "efficientnet_lite0.onnx"),
         "notes": LITE0_NOTES,
-        "display": DISPLAY,
+        "display": LITE0_DISPLAY,
     }
 
 
@@ -140,7 +144,7 @@ def models_manifest(mdir: Path) -> str:
                        "'preprocess': 'metadata' and 'classes': 'metadata': read from the model file (ONNX "
                        "metadata_props resnet_lrp.preprocess, resnet_lrp.classes). 'display': the page's first display settings "
                        "for the model (sign, heat quantization levels, colormap, overlay opacity, clip percentile, "
-                       "evaluation pixels per step).",
+                       "evaluation pixels per step, cells of the shown map: its mean over cell x cell pixels before quantization).",
         "imagenet_classes": {"file": "imagenet_classes.json",
                              "source": f"PyPI {tv_pkg} {tv_ver} (torchvision/models/_meta.py, _IMAGENET_CATEGORIES)",
                              "licence": "BSD-3-Clause (torchvision)"},

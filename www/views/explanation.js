@@ -107,7 +107,8 @@ export function render(ex, image, caption, targetName) {
   for (const id of DOWNLOADS) $(id).disabled = false;
   const what = ex.options.method === 'lrp' ? `LRP, ${ex.options.composite}, ${ex.options.variant}` : ex.options.method;
   const took = ex.ms ? ` · ${(ex.ms / 1000).toFixed(ex.ms < 1000 ? 2 : 1)} s` : '';
-  $('caption').textContent = `${caption} — “${targetName}” (${what})${took}`;
+  const cells = ex.options.cell > 1 ? ` · shown in ${ex.options.cell}×${ex.options.cell}-pixel cells (the .npy is per pixel)` : '';
+  $('caption').textContent = `${caption} — “${targetName}” (${what})${cells}${took}`;
   return { ...r, width: image.base.width, height: image.base.height, mapWidth: summary.width, mapHeight: summary.height };
 }
 

@@ -21,6 +21,7 @@ const COMPOSITE_TEXT = {
 let levels = 8; // heat quantization when ticked: the engine's default for the evaluation
 let quantizeTouched = false; // the user ticked or unticked heat quantization: a model's default no longer applies
 let quantizeInitial = false;
+let cell = 1; // the model's display cells (models.json `display.cell`): the shown map's mean over cell × cell pixels
 
 function fill(select, names, texts, selected) {
   select.replaceChildren();
@@ -60,10 +61,12 @@ export function setup({ methods, variants, composites, defaults }) {
 
 /**
  * A model's default heat quantization (`quantize`: levels, 0 for none; missing: the page's own), unless
- * the user has set it. The levels stay the engine's (the paper's 8).
+ * the user has set it. The levels stay the engine's (the paper's 8). `cell` (missing: 1, per pixel): the
+ * shown map is averaged over cell × cell pixels before quantization (display only; the `.npy` stays per pixel).
  */
-export function applyDefaults({ quantize } = {}) {
+export function applyDefaults({ quantize, cell: c } = {}) {
   if (!quantizeTouched) $('quantize').checked = quantize === undefined ? quantizeInitial : quantize > 1;
+  cell = c > 1 ? c : 1;
 }
 
 /**
@@ -94,6 +97,7 @@ export const methodKey = () => (method() === 'lrp' ? $('variant').value : method
 export function read(target) {
   const m = method();
   const o = { target, method: m, start: start(), quantize: quantizeLevels() };
+  if (cell > 1) o.cell = cell;
   if (m === 'lrp') {
     o.composite = composite();
     o.variant = $('variant').value;

@@ -207,6 +207,7 @@ pub(super) fn run(a: EvaluateArgs) -> Result<()> {
             method,
             seed: a.seed,
             quantize: a.quantize,
+            cell: 1,
         });
     }
     let cfg = InsDelConfig { block_size: a.block, step: a.step };

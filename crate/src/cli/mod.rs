@@ -86,6 +86,10 @@ struct ExplainArgs {
     /// Heat Quantization levels for the PNG (the paper uses 8; 0 = off).
     #[arg(long, default_value_t = 0)]
     quantize: usize,
+    /// Average the PNG's map over CELL × CELL pixel cells before quantization (1 = per pixel; 2
+    /// removes the grid a stride-2 first convolution paints). The `.npy` stays per pixel.
+    #[arg(long, default_value_t = 1)]
+    cell: usize,
     /// Print one JSON object with the target, relevance sums and the ledger.
     #[arg(long)]
     json: bool,
@@ -287,7 +291,14 @@ impl ExplainArgs {
             (None, _) => MethodName::Lrp(self.variant),
         };
         let method = name.method(&self.composite, &self.rules.params(), pre.bounds())?;
-        Ok(ExplainRequest { target: self.target, start: self.start, method, seed: 0, quantize: self.quantize })
+        Ok(ExplainRequest {
+            target: self.target,
+            start: self.start,
+            method,
+            seed: 0,
+            quantize: self.quantize,
+            cell: self.cell,
+        })
     }
 }
 

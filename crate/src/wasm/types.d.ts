@@ -24,6 +24,8 @@ export interface ExplainOptions {
   start?: "prob" | "probability" | "logit";
   /** Heat quantization levels of the returned map (0 or 1: off). */
   quantize?: number;
+  /** The returned map averaged over cell × cell pixels before quantization (0, 1 or absent: per pixel); display only. */
+  cell?: number;
   /** Rule parameters over the composite's own. */
   epsilon?: number;
   gamma?: number;
