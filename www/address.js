@@ -83,6 +83,7 @@ export function save() {
     colormap: cmap,
     sign,
     quantize: options.quantizeLevels(),
+    cell: options.cell(),
   });
   if (search !== location.search) history.replaceState(history.state, '', `${location.pathname}${search}${location.hash}`);
 }

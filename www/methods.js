@@ -21,5 +21,11 @@ export const isLrp = (key, variants) => key === 'lrp' || variants.includes(key);
 /** The baselines among the engine's `methods`, in its order. */
 export const baselines = (methods, variants) => methods.filter((m) => !isLrp(m, variants));
 
-/** The options of a baseline's explanation from the LRP options `base` (rules do not apply). */
-export const baselineOptions = (key, base) => ({ target: base.target, start: base.start, quantize: base.quantize, cell: base.cell, method: key });
+/** The options of a baseline's explanation from the LRP options `base` (rules do not apply; display cells do). */
+export const baselineOptions = (key, base) => ({
+  target: base.target,
+  start: base.start,
+  quantize: base.quantize,
+  ...(base.cell > 1 ? { cell: base.cell } : {}),
+  method: key,
+});

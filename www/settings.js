@@ -1,10 +1,14 @@
 // Pure: the page's settings in its address (`?model=…&method=…`), both ways. The address holds the
-// model, method, splitting variant, composite, target class, colormap, sign and heat quantization,
+// model, method, splitting variant, composite, target class, colormap, sign, heat quantization and the
+// cells the map is shown in,
 // never the photo the user opened. A value the page does not know is reported (naming its
 // parameter) and left out, so that the setting keeps its default. address.js applies them.
 
+/** The cells the page can show a map in (pixels per side; 1: single pixels), as in its `cell` control. */
+const CELLS = ['1', '2', '4'];
+
 /** The parameters this module reads and writes, in the order they are written. */
-export const SETTINGS = ['model', 'method', 'variant', 'composite', 'target', 'colormap', 'sign', 'quantize'];
+export const SETTINGS = ['model', 'method', 'variant', 'composite', 'target', 'colormap', 'sign', 'quantize', 'cell'];
 
 /**
  * What each parameter may be, given the page's `choices`: {models: [key], methods, variants,
@@ -23,6 +27,7 @@ function checks(choices) {
     colormap: among(choices.colormaps),
     sign: among(choices.signs),
     quantize: (v) => (v === '0' ? 0 : v === String(choices.levels) ? choices.levels : undefined),
+    cell: (v) => (CELLS.includes(v) ? Number(v) : undefined),
   };
 }
 
@@ -31,6 +36,7 @@ function expected(param, choices) {
   const list = { model: choices.models, method: choices.methods, variant: choices.variants, composite: choices.composites, colormap: choices.colormaps, sign: choices.signs }[param];
   if (list) return `one of ${list.join(', ')}`;
   if (param === 'target') return 'a class index (0, 1, 2, …)';
+  if (param === 'cell') return `one of ${CELLS.join(', ')} (pixels per side of a cell)`;
   return `0 (off) or ${choices.levels} (levels)`;
 }
 

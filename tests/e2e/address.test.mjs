@@ -31,23 +31,24 @@ const controls = () =>
     colormap: document.querySelector('[data-testid="colormap"]').value,
     sign: document.querySelector('[data-testid="sign"]').value,
     quantize: document.querySelector('[data-testid="quantize"]').checked,
+    cell: document.querySelector('[data-testid="cell"]').value,
   }));
 
 const query = () => page.evaluate(() => Object.fromEntries(new URLSearchParams(location.search)));
 
 test('an address with settings opens with them, and explains its target class with them', async () => {
-  const settings = 'model=basic_bn&photo=coffee.png&method=lrp&variant=latest&composite=reference&target=3&colormap=seismic&sign=signed&quantize=8';
+  const settings = 'model=basic_bn&photo=coffee.png&method=lrp&variant=latest&composite=reference&target=3&colormap=seismic&sign=signed&quantize=8&cell=2';
   await page.goto(`${h.server.url}?${settings}`);
   await page.waitForSelector('body[data-ready="true"]', { timeout: T.load });
   const e = await explained(page, 0);
-  assert.deepEqual(await controls(), { model: 'fixtures/basic_bn', method: 'lrp', variant: 'latest', composite: 'reference', colormap: 'seismic', sign: 'signed', quantize: true });
+  assert.deepEqual(await controls(), { model: 'fixtures/basic_bn', method: 'lrp', variant: 'latest', composite: 'reference', colormap: 'seismic', sign: 'signed', quantize: true, cell: '2' });
   assert.equal(e.image, 'coffee.png');
   assert.equal(e.summary.target, 3, 'the address’s class, not the top one');
-  assert.deepEqual([e.options.variant, e.options.composite, e.options.quantize], ['latest', 'reference', 8]);
+  assert.deepEqual([e.options.variant, e.options.composite, e.options.quantize, e.options.cell], ['latest', 'reference', 8, 2]);
   assert.equal(await page.evaluate(() => window.__lrp.state.target), 3);
   assert.deepEqual(await notices(page), []);
   // the address keeps them (the model by its full key)
-  assert.deepEqual(await query(), { model: 'fixtures/basic_bn', photo: 'coffee.png', method: 'lrp', variant: 'latest', composite: 'reference', target: '3', colormap: 'seismic', sign: 'signed', quantize: '8' });
+  assert.deepEqual(await query(), { model: 'fixtures/basic_bn', photo: 'coffee.png', method: 'lrp', variant: 'latest', composite: 'reference', target: '3', colormap: 'seismic', sign: 'signed', quantize: '8', cell: '2' });
 });
 
 test('changing a control rewrites the address in place', async () => {
@@ -70,6 +71,11 @@ test('changing a control rewrites the address in place', async () => {
   await page.uncheck('[data-testid="quantize"]');
   await explained(page, s);
   assert.equal((await query()).quantize, '0');
+  s = await seq(page);
+  await page.selectOption('[data-testid="cell"]', '1');
+  const single = await explained(page, s);
+  assert.equal((await query()).cell, '1');
+  assert.equal(single.options.cell, undefined, 'single pixels: no cells asked of the engine');
   assert.equal(await page.evaluate(() => history.length), length, 'no new history entries');
   // the rewritten address opens the same view
   const url = page.url();
@@ -78,7 +84,7 @@ test('changing a control rewrites the address in place', async () => {
   const again = await explained(page, 0);
   assert.equal(again.options.method, 'gradcam');
   assert.equal(again.summary.target, e.summary.target);
-  assert.deepEqual(await controls(), { model: 'fixtures/basic_bn', method: 'gradcam', variant: 'flows_skip', composite: 'reference', colormap: 'jet', sign: 'signed', quantize: false });
+  assert.deepEqual(await controls(), { model: 'fixtures/basic_bn', method: 'gradcam', variant: 'flows_skip', composite: 'reference', colormap: 'jet', sign: 'signed', quantize: false, cell: '1' });
 });
 
 test('unknown values get a notice naming the parameter and fall back to the defaults', async () => {

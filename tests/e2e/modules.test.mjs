@@ -222,6 +222,7 @@ test('methods: the baselines are the engine’s methods that are not splitting v
   assert.equal(baselineText('unknown_method').label, 'unknown_method');
   const base = { target: 3, start: 'logit', quantize: 8, method: 'lrp', composite: 'conserving', variant: 'latest' };
   assert.deepEqual(baselineOptions('ig', base), { target: 3, start: 'logit', quantize: 8, method: 'ig' });
+  assert.deepEqual(baselineOptions('gradcam', { ...base, cell: 2 }), { target: 3, start: 'logit', quantize: 8, cell: 2, method: 'gradcam' });
 });
 
 test('catalog: class names from the manifest, else from the model file, else ImageNet for 1000 outputs', () => {
@@ -279,13 +280,14 @@ const CHOICES = {
 };
 
 test('settings: good values are read, bad ones are named and left out', () => {
-  const good = parseSettings(new URLSearchParams('model=basic_bn&method=gradcam&variant=latest&composite=reference&target=281&colormap=seismic&sign=signed&quantize=8&photo=x.png'), CHOICES);
-  assert.deepEqual(good.values, { model: 'fixtures/basic_bn', method: 'gradcam', variant: 'latest', composite: 'reference', target: 281, colormap: 'seismic', sign: 'signed', quantize: 8 });
+  const good = parseSettings(new URLSearchParams('model=basic_bn&method=gradcam&variant=latest&composite=reference&target=281&colormap=seismic&sign=signed&quantize=8&cell=4&photo=x.png'), CHOICES);
+  assert.deepEqual(good.values, { model: 'fixtures/basic_bn', method: 'gradcam', variant: 'latest', composite: 'reference', target: 281, colormap: 'seismic', sign: 'signed', quantize: 8, cell: 4 });
   assert.deepEqual(good.problems, []);
   assert.deepEqual(parseSettings(new URLSearchParams('quantize=0'), CHOICES).values, { quantize: 0 });
-  const bad = parseSettings(new URLSearchParams('model=x&method=lrp2&target=-1&quantize=4&sign='), CHOICES);
+  const bad = parseSettings(new URLSearchParams('model=x&method=lrp2&target=-1&quantize=4&sign=&cell=3'), CHOICES);
   assert.deepEqual(bad.values, {});
-  assert.deepEqual(bad.problems.map((p) => p.param), ['model', 'method', 'target', 'sign', 'quantize']);
+  assert.deepEqual(bad.problems.map((p) => p.param), ['model', 'method', 'target', 'sign', 'quantize', 'cell']);
+  assert.match(bad.problems[5].text, /^cell=“3” is not one of 1, 2, 4/);
   assert.match(bad.problems[0].text, /^model=“x” is not one of fashion_resnet, fixtures\/basic_bn$/);
   assert.match(bad.problems[4].text, /quantize=“4” is not 0 \(off\) or 8 \(levels\)/);
 });

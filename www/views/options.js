@@ -21,7 +21,7 @@ const COMPOSITE_TEXT = {
 let levels = 8; // heat quantization when ticked: the engine's default for the evaluation
 let quantizeTouched = false; // the user ticked or unticked heat quantization: a model's default no longer applies
 let quantizeInitial = false;
-let cell = 1; // the model's display cells (models.json `display.cell`): the shown map's mean over cell × cell pixels
+let cellTouched = false; // the user picked the cells: a model's default no longer applies
 
 function fill(select, names, texts, selected) {
   select.replaceChildren();
@@ -64,14 +64,17 @@ export function setup({ methods, variants, composites, defaults }) {
  * the user has set it. The levels stay the engine's (the paper's 8). `cell` (missing: 1, per pixel): the
  * shown map is averaged over cell × cell pixels before quantization (display only; the `.npy` stays per pixel).
  */
-export function applyDefaults({ quantize, cell: c } = {}) {
+export function applyDefaults({ quantize, cell } = {}) {
   if (!quantizeTouched) $('quantize').checked = quantize === undefined ? quantizeInitial : quantize > 1;
-  cell = c > 1 ? c : 1;
+  if (!cellTouched) $('cell').value = [2, 4].includes(cell) ? String(cell) : '1';
 }
 
+/** The cells the map is shown in (1: per pixel). */
+export const cell = () => Number($('cell').value) || 1;
+
 /**
- * Settings the user asked for (the page's address: {method, variant, composite, quantize}, any may be
- * missing); quantize is in levels, 0 for none, and stays over a model's default.
+ * Settings the user asked for (the page's address: {method, variant, composite, quantize, cell}, any may
+ * be missing); quantize is in levels, 0 for none; quantize and cell stay over a model's default.
  */
 export function apply(values) {
   if (values.method !== undefined) document.querySelector(`input[name="method"][value="${values.method}"]`).checked = true;
@@ -80,6 +83,10 @@ export function apply(values) {
   if (values.quantize !== undefined) {
     $('quantize').checked = values.quantize > 1;
     quantizeTouched = true;
+  }
+  if (values.cell !== undefined) {
+    $('cell').value = String(values.cell);
+    cellTouched = true;
   }
 }
 
@@ -97,7 +104,7 @@ export const methodKey = () => (method() === 'lrp' ? $('variant').value : method
 export function read(target) {
   const m = method();
   const o = { target, method: m, start: start(), quantize: quantizeLevels() };
-  if (cell > 1) o.cell = cell;
+  if (cell() > 1) o.cell = cell();
   if (m === 'lrp') {
     o.composite = composite();
     o.variant = $('variant').value;
@@ -111,12 +118,14 @@ export function show(options) {
   if (options.variant) $('variant').value = options.variant;
 }
 
-/** onChange(what): "method", "variant" or another setting ("composite", "start", "quantize") changed. */
+/** onChange(what): "method", "variant" or another setting ("composite", "start", "quantize", "cell") changed. */
 export function bind({ onChange }) {
   // on the fieldset: setup() adds the baselines' radio buttons after bind(), and change events bubble
   $('method').onchange = (e) => {
     if (e.target.name === 'method') onChange('method');
   };
-  for (const id of ['variant', 'composite', 'start', 'quantize']) $(id).onchange = () => onChange(id);
-  $('quantize').addEventListener('change', () => (quantizeTouched = true)); // code sets .checked without an event
+  for (const id of ['variant', 'composite', 'start', 'quantize', 'cell']) $(id).onchange = () => onChange(id);
+  // code sets .checked and .value without an event: only the user's changes count as touched
+  $('quantize').addEventListener('change', () => (quantizeTouched = true));
+  $('cell').addEventListener('change', () => (cellTouched = true));
 }
