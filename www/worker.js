@@ -20,6 +20,7 @@ let loaded = null; // the answer to `init`
 
 let explainer = null;
 let ready = null;
+let memory = null; // the engine's WebAssembly.Memory
 
 // A module using one SIMD128 instruction: the engine is built with +simd128.
 const SIMD_PROBE = new Uint8Array([
@@ -59,7 +60,7 @@ async function load(engine) {
       : engine === 'pkg-relaxed'
         ? await import('./pkg-relaxed/resnet_lrp.js')
         : await import('./pkg/resnet_lrp.js');
-  await mod.default();
+  memory = (await mod.default()).memory;
   // the page builds its controls from these: a build without them is older than the page
   if (typeof mod.capabilities !== 'function') throw new Error(`${engine}/ has no capabilities(): rebuild it with ./build.sh wasm`);
   const capabilities = mod.capabilities();
@@ -230,6 +231,10 @@ const handlers = {
     // messages while the evaluation is still running
     const evaluation = ex.evaluate(options, (done, total) => progress({ done, total }));
     return { evaluation };
+  },
+
+  async memory() {
+    return { bytes: memory.buffer.byteLength };
   },
 
   async crash() {

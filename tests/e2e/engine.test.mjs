@@ -59,6 +59,16 @@ async function run(name, { relaxedDir = NOWHERE, threadsDir = NOWHERE, isolated 
   }
 }
 
+/** The size of the page engine's wasm memory (the worker's `memory` request, which the benchmark reads). */
+const engineMemory = (h) => h.page.evaluate(async () => (await window.__lrp.state.engine.request('memory')).bytes);
+
+/** A wasm memory is whole 64 KiB pages, and after explaining a photo it holds at least the model's weights. */
+function plausibleMemory(bytes, modelFile) {
+  assert.ok(Number.isInteger(bytes) && bytes % 65536 === 0, `memory ${bytes} is not whole wasm pages`);
+  const weights = fs.statSync(path.join(ROOT, 'tests', 'fixtures', modelFile)).size;
+  assert.ok(bytes > weights, `memory ${bytes} B is less than the model's ${weights} B`);
+}
+
 function explainedPhoto(r) {
   assert.deepEqual(r.pageErrors, []);
   assert.deepEqual(r.errors, []);
@@ -68,7 +78,8 @@ function explainedPhoto(r) {
 }
 
 test('without pkg-relaxed/ the page falls back to pkg/, says so and explains a photo', async () => {
-  const r = await run('engine-fallback');
+  const r = await run('engine-fallback', { after: engineMemory });
+  plausibleMemory(r.more, 'basic_bn.onnx');
   assert.deepEqual(r.info, { simd: true, relaxed: false, engine: 'pkg', threads: 1, relaxedSupported: true, isolated: false });
   assert.equal(r.badge.hidden, false);
   assert.equal(r.badge.text, 'wasm SIMD128');
@@ -121,6 +132,7 @@ test('on a cross-origin isolated page the threaded engine runs on a worker pool 
     query: '&threads=2',
     // after the worker dies, the restarted one starts its pool again and explains
     after: async (h) => {
+      const memory = await engineMemory(h); // the shared memory the pool works in
       const s = await h.page.evaluate(() => window.__lastExplain.seq);
       await h.page.evaluate(() => window.__lrp.crash());
       await h.page.waitForFunction(
@@ -131,7 +143,7 @@ test('on a cross-origin isolated page the threaded engine runs on a worker pool 
       await h.page.locator('[data-testid="predictions"] button').nth(1).click();
       const again = await explained(h.page, s, 120_000);
       const info = await h.page.evaluate(() => window.__lrp.state.engineInfo);
-      return { again, info };
+      return { again, info, memory };
     },
   });
   assert.deepEqual(r.info, { simd: true, relaxed: true, engine: 'pkg-threads', threads: 2, relaxedSupported: true, isolated: true });
@@ -147,6 +159,7 @@ test('on a cross-origin isolated page the threaded engine runs on a worker pool 
   assert.ok(scale > 0 && worst <= 1e-4 * scale, `threaded vs one thread: max difference ${worst} of ${scale}`);
   assert.equal(r.more.info.engine, 'pkg-threads');
   assert.equal(r.more.info.threads, 2);
+  plausibleMemory(r.more.memory, 'basic_bn.onnx');
   assert.ok(r.more.again.summary.conservationError < 1e-4);
   assert.notEqual(r.more.again.summary.target, r.ex.summary.target);
 });

@@ -280,22 +280,46 @@ fn open_nsfw_conserves_for_every_variant() {
 #[test]
 fn full_size_resnets_conserve_for_every_variant() {
     for name in ["resnet18", "resnet50"] {
-        let path = root().join(format!("tests/fixtures/big/{name}.onnx"));
-        if !path.exists() {
-            assert!(std::env::var_os("RESNET_LRP_REQUIRE_ASSETS").is_none(), "{} is missing", path.display());
-            eprintln!("skipping: {} missing (run ./build.sh fixtures --full)", path.display());
-            continue;
+        if big_fixture_exists(name, std::env::var_os("RESNET_LRP_REQUIRE_ASSETS").is_some(), "--full") {
+            full_size_logits_and_conservation(name);
         }
-        let model = Model::from_onnx_bytes(&std::fs::read(&path).unwrap()).unwrap();
-        let x: ArrayD<f32> = read_npy(root().join(format!("tests/fixtures/big/{name}.input.npy"))).unwrap();
-        let numpy: ArrayD<f32> = read_npy(root().join(format!("tests/fixtures/big/{name}.logits.npy"))).unwrap();
-        let mut ex = model.explainer();
-        let acts = ex.forward(x).unwrap();
-        rel_close(acts.logits(), numpy.as_slice().unwrap(), 1e-4).unwrap_or_else(|e| panic!("{name}: {e}"));
-        for variant in VARIANTS {
-            let e = ex.explain(&acts, Target::Top1, Start::Probability, &lrp("conserving", variant)).unwrap();
-            assert!(e.conservation_error() <= 1e-4, "{name} {variant:?}: {}", e.conservation_error());
+    }
+}
+
+/// ResNet-101 and wide_resnet50_2 in torchvision's layouts with random weights, 178 and 275 MB
+/// (`./build.sh fixtures --large`, not written by `./build.sh test`): the same checks.
+#[test]
+fn large_resnets_conserve_for_every_variant() {
+    for name in ["resnet101", "wide_resnet50_2"] {
+        if big_fixture_exists(name, false, "--large") {
+            full_size_logits_and_conservation(name);
         }
+    }
+}
+
+/// Whether `tests/fixtures/big/{name}.onnx` exists; if it must and does not, the test fails.
+fn big_fixture_exists(name: &str, required: bool, flag: &str) -> bool {
+    let path = root().join(format!("tests/fixtures/big/{name}.onnx"));
+    if !path.exists() {
+        assert!(!required, "{} is missing", path.display());
+        eprintln!("skipping: {} missing (run ./build.sh fixtures {flag})", path.display());
+    }
+    path.exists()
+}
+
+/// A generated full-size model's logits match the numpy interpreter's (≤ 1e-4 of the largest, as for
+/// the small fixtures), and `conserving` conserves (≤ 1e-4) for every variant.
+fn full_size_logits_and_conservation(name: &str) {
+    let big = root().join("tests/fixtures/big");
+    let model = Model::from_onnx_bytes(&std::fs::read(big.join(format!("{name}.onnx"))).unwrap()).unwrap();
+    let x: ArrayD<f32> = read_npy(big.join(format!("{name}.input.npy"))).unwrap();
+    let numpy: ArrayD<f32> = read_npy(big.join(format!("{name}.logits.npy"))).unwrap();
+    let mut ex = model.explainer();
+    let acts = ex.forward(x).unwrap();
+    rel_close(acts.logits(), numpy.as_slice().unwrap(), 1e-4).unwrap_or_else(|e| panic!("{name}: {e}"));
+    for variant in VARIANTS {
+        let e = ex.explain(&acts, Target::Top1, Start::Probability, &lrp("conserving", variant)).unwrap();
+        assert!(e.conservation_error() <= 1e-4, "{name} {variant:?}: {}", e.conservation_error());
     }
 }
 

@@ -211,6 +211,7 @@ async function run(config) {
         const [t0, t1, t2] = [0, forward.ms, forward.ms + explained.ms];
         if (it === 0) {
           o.res.first = { forward: t1 - t0, lrp: t2 - t1 };
+          o.res.memoryAfterFirst = await o.engine.memory(); // after one forward pass and one explanation
           o.res.prediction = prediction;
           o.res.summary = {
             target: summary.target,

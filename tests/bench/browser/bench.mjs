@@ -4,8 +4,11 @@
 //   node tests/bench/browser/bench.mjs --pkg DIR [--pkg-relaxed DIR] [--pkg-threads DIR] [options]
 //
 // Options: --runs N (10) timed runs after --warmup N (2); --loads N (3) model loads;
-//   --models resnet18,resnet50,open_nsfw; --cold-runs N (3) fresh-profile loads of the real page, timed per stage
-//   (www/?model=open_nsfw&photo=chelsea.png) until its first heatmap, 0 to skip; --no-ort;
+//   --models resnet18,resnet50,open_nsfw (also: resnet101, wide_resnet50_2, from `gen_fixtures.py --large`);
+//   --cold-runs N (3) fresh-profile loads of the real page, timed per stage
+//   (www/?model=open_nsfw&photo=chelsea.png) until its first heatmap, 0 to skip; --page-models a,b: then, that
+//   many times each, the real page with each of these models picked in its file input, timed from the pick to
+//   the model's first heatmap, with the engine's memory; --no-ort;
 //   --profile NAME (recorded only); --out FILE (tests/bench/browser/out/results.json); --threads N: the pool
 //   of the threaded build (default: the number of cores).
 //
@@ -37,10 +40,14 @@ const MODELS = {
   resnet18: { name: 'ResNet-18 (224², random weights)', file: 'tests/fixtures/big/resnet18.onnx', url: '/models/big/resnet18.onnx' },
   resnet50: { name: 'ResNet-50 (224², random weights)', file: 'tests/fixtures/big/resnet50.onnx', url: '/models/big/resnet50.onnx' },
   open_nsfw: { name: 'open_nsfw ResNet-50-1by2 (NHWC)', file: 'www/models/open_nsfw.onnx', url: '/models/www/open_nsfw.onnx' },
+  // not in the default list: 178 and 275 MB, written by `gen_fixtures.py --large`
+  resnet101: { name: 'ResNet-101 (224², random weights)', file: 'tests/fixtures/big/resnet101.onnx', url: '/models/big/resnet101.onnx', large: true },
+  wide_resnet50_2: { name: 'wide_resnet50_2 (224², random weights)', file: 'tests/fixtures/big/wide_resnet50_2.onnx', url: '/models/big/wide_resnet50_2.onnx', large: true },
 };
 
 function parseArgs(argv) {
-  const o = { runs: 10, warmup: 2, loads: 3, coldRuns: 3, models: Object.keys(MODELS), ort: true, profile: 'release', threads: os.cpus().length };
+  const o = { runs: 10, warmup: 2, loads: 3, coldRuns: 3, pageModels: [], ort: true, profile: 'release', threads: os.cpus().length };
+  o.models = Object.keys(MODELS).filter((k) => !MODELS[k].large);
   o.out = path.join(HERE, 'out', 'results.json');
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -57,13 +64,14 @@ function parseArgs(argv) {
     else if (a === '--loads') o.loads = Number(val());
     else if (a === '--cold-runs') o.coldRuns = Number(val());
     else if (a === '--models') o.models = val().split(',').filter(Boolean);
+    else if (a === '--page-models') o.pageModels = val().split(',').filter(Boolean);
     else if (a === '--profile') o.profile = val();
     else if (a === '--out') o.out = path.resolve(val());
     else if (a === '--no-ort') o.ort = false;
     else throw new Error(`unknown option ${a}`);
   }
   if (!o.pkg) throw new Error('--pkg DIR (a wasm-bindgen --target web output) is required');
-  for (const m of o.models) if (!MODELS[m]) throw new Error(`unknown model ${m}: use ${Object.keys(MODELS).join(', ')}`);
+  for (const m of [...o.models, ...o.pageModels]) if (!MODELS[m]) throw new Error(`unknown model ${m}: use ${Object.keys(MODELS).join(', ')}`);
   if (!(o.runs >= 1 && o.warmup >= 0 && o.loads >= 1 && o.coldRuns >= 0)) throw new Error('bad --runs/--warmup/--loads/--cold-runs');
   if (!(Number.isInteger(o.threads) && o.threads >= 1)) throw new Error('bad --threads');
   return o;
@@ -127,73 +135,98 @@ async function launch(chromium) {
   };
 }
 
-/**
- * Cold start of the real page: fresh profile, navigation start → first heatmap drawn. The page gets
- * the benchmark's builds as pkg/, pkg-relaxed/ and pkg-threads/ (none where not given: www/pkg-relaxed
- * and www/pkg-threads are not used), served cross-origin isolated when there is a threaded build, and
- * loads the one it picks, as it would when shipped.
- */
-async function coldPage(chromium, { pkg, pkgRelaxed, pkgThreads, threads }, runs) {
+/** Runs in the page before its scripts: when each request to the engine's worker was posted and answered
+ * (the page's stages), and when the first heatmap was drawn (`__firstHeatmap`). */
+function recordStages() {
+  window.__stages = [];
+  const Worker = window.Worker;
+  window.Worker = class extends Worker {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener('message', (e) => {
+        const s = window.__stages.find((x) => x.id === e.data?.id);
+        if (s && e.data.status !== 'progress') s.done = performance.now();
+      });
+    }
+    postMessage(msg, transfer) {
+      if (msg && msg.id !== undefined) window.__stages.push({ id: msg.id, type: msg.type, posted: performance.now() });
+      super.postMessage(msg, transfer);
+    }
+  };
+  let value;
+  Object.defineProperty(window, '__lastExplain', {
+    configurable: true,
+    get: () => value,
+    set: (v) => {
+      window.__firstHeatmap ??= performance.now();
+      value = v;
+    },
+  });
+}
+
+/** Serves www/ with the benchmark's builds as pkg/, pkg-relaxed/ and pkg-threads/ (none where not given:
+ * www/pkg-relaxed and www/pkg-threads are not used), cross-origin isolated when there is a threaded build,
+ * so that the page loads the one it picks, as it would when shipped. Null when the page's assets are missing. */
+async function pageServer({ pkg, pkgRelaxed, pkgThreads }) {
   const www = path.join(ROOT, 'www');
-  if (!fs.existsSync(path.join(www, 'models', 'open_nsfw.onnx')) || !fs.existsSync(path.join(www, 'photos', 'chelsea.png'))) {
-    return { error: 'www/models or www/photos missing (./build.sh assets)' };
-  }
+  if (!fs.existsSync(path.join(www, 'models', 'open_nsfw.onnx')) || !fs.existsSync(path.join(www, 'photos', 'chelsea.png'))) return null;
   const none = path.join(os.tmpdir(), 'resnet-lrp-bench-no-such-build'); // never created: 404
-  const server = await serve({
+  return serve({
     root: www,
     mounts: { '/pkg/': pkg, '/pkg-relaxed/': pkgRelaxed ?? none, '/pkg-threads/': pkgThreads ?? none, '/models/fixtures/': path.join(ROOT, 'tests', 'fixtures') },
     isolated: Boolean(pkgThreads),
   });
+}
+
+const pageInfo = ({ pkg, pkgRelaxed, pkgThreads, threads }) => ({
+  url: `?model=open_nsfw&photo=chelsea.png${pkgThreads ? `&threads=${threads}` : ''}`,
+  pkg: path.relative(ROOT, pkg),
+  pkgRelaxed: pkgRelaxed ? path.relative(ROOT, pkgRelaxed) : null,
+  pkgThreads: pkgThreads ? path.relative(ROOT, pkgThreads) : null,
+});
+
+/** Opens the real page in a fresh profile and waits until it is ready (the page's own errors are collected). */
+async function openPage(chromium, server, url) {
+  const b = await launch(chromium);
+  b.errors = [];
+  b.page.on('pageerror', (e) => b.errors.push(e.message));
+  await b.page.addInitScript(recordStages);
+  await b.page.goto(`${server.url}${url}`);
+  await b.page.waitForFunction(() => window.__firstHeatmap !== undefined || document.body.dataset.ready === 'true', null, {
+    timeout: 600_000,
+    polling: 50,
+  });
+  return b;
+}
+
+/** The page engine's wasm memory in bytes (its peak so far). */
+const pageMemory = (page) => page.evaluate(async () => (await window.__lrp.state.engine.request('memory')).bytes);
+
+/** Per load: stats of each engine request's time from posted to answered, and of the first request's start. */
+function stageStats(stages, types) {
+  const per = (type) => stats(stages.map((l) => l.find((x) => x.type === type)).filter(Boolean).map((x) => x.done - x.posted));
+  const out = { start: stats(stages.map((l) => l[0]?.posted).filter((v) => v !== undefined)) };
+  for (const type of types) out[type] = per(type);
+  return out;
+}
+
+/**
+ * Cold start of the real page: fresh profile, navigation start → first heatmap drawn, open_nsfw and chelsea.png.
+ */
+async function coldPage(chromium, o, runs) {
+  const server = await pageServer(o);
+  if (!server) return { error: 'www/models or www/photos missing (./build.sh assets)' };
   const times = [];
   const stages = [];
-  const out = {
-    url: `?model=open_nsfw&photo=chelsea.png${pkgThreads ? `&threads=${threads}` : ''}`,
-    pkg: path.relative(ROOT, pkg),
-    pkgRelaxed: pkgRelaxed ? path.relative(ROOT, pkgRelaxed) : null,
-    pkgThreads: pkgThreads ? path.relative(ROOT, pkgThreads) : null,
-  };
+  const out = pageInfo(o);
   try {
     for (let i = 0; i < runs; i++) {
-      const b = await launch(chromium);
+      const b = await openPage(chromium, server, out.url);
       try {
-        const errors = [];
-        b.page.on('pageerror', (e) => errors.push(e.message));
-        await b.page.addInitScript(() => {
-          // when each request to the engine's worker was posted and answered (the page's stages)
-          window.__stages = [];
-          const Worker = window.Worker;
-          window.Worker = class extends Worker {
-            constructor(...args) {
-              super(...args);
-              this.addEventListener('message', (e) => {
-                const s = window.__stages.find((x) => x.id === e.data?.id);
-                if (s && e.data.status !== 'progress') s.done = performance.now();
-              });
-            }
-            postMessage(msg, transfer) {
-              if (msg && msg.id !== undefined) window.__stages.push({ id: msg.id, type: msg.type, posted: performance.now() });
-              super.postMessage(msg, transfer);
-            }
-          };
-          let value;
-          Object.defineProperty(window, '__lastExplain', {
-            configurable: true,
-            get: () => value,
-            set: (v) => {
-              window.__firstHeatmap ??= performance.now();
-              value = v;
-            },
-          });
-        });
-        await b.page.goto(`${server.url}${out.url}`);
-        await b.page.waitForFunction(() => window.__firstHeatmap !== undefined || document.body.dataset.ready === 'true', null, {
-          timeout: 600_000,
-          polling: 50,
-        });
         const ms = await b.page.evaluate(() => window.__firstHeatmap);
         stages.push(await b.page.evaluate(() => window.__stages.filter((x) => x.done !== undefined)));
         out.engine ??= await b.page.evaluate(() => window.__lrp?.state?.engineInfo?.engine ?? null);
-        if (ms === undefined) throw new Error(`the page became ready without a heatmap ${errors.join('; ')}`);
+        if (ms === undefined) throw new Error(`the page became ready without a heatmap ${b.errors.join('; ')}`);
         times.push(ms);
         console.log(`cold page run ${i + 1}: first heatmap after ${ms.toFixed(0)} ms`);
       } finally {
@@ -207,11 +240,73 @@ async function coldPage(chromium, { pkg, pkgRelaxed, pkgThreads, threads }, runs
   }
   out.times = times;
   out.stats = stats(times);
-  // per load: each engine request's time from posted to answered, and the first request's start
   out.stages = stages;
-  const per = (type) => stats(stages.map((l) => l.find((x) => x.type === type)).filter(Boolean).map((x) => x.done - x.posted));
-  out.stageStats = { start: stats(stages.map((l) => l[0]?.posted).filter((v) => v !== undefined)) };
-  for (const type of ['init', 'load', 'image', 'explain']) out.stageStats[type] = per(type);
+  out.stageStats = stageStats(stages, ['init', 'load', 'image', 'explain']);
+  return out;
+}
+
+/**
+ * A large model opened on the real page as a user opens a model of their own: the page starts as the cold
+ * page does (open_nsfw, chelsea.png), then the model file is picked in its file input. Timed from the pick
+ * (the input's change event) to the new model's first heatmap of the photo, with the page's requests to
+ * its engine after the pick (load: the model; image: the first forward pass; explain: the first LRP) and
+ * the engine's wasm memory before the pick and after the heatmap (its peak).
+ */
+async function pickedModel(chromium, o, key, runs) {
+  const server = await pageServer(o);
+  const file = path.join(ROOT, MODELS[key].file);
+  const out = { ...pageInfo(o), model: key, file: MODELS[key].file, bytes: fs.existsSync(file) ? fs.statSync(file).size : null };
+  if (!server) return { ...out, error: 'www/models or www/photos missing (./build.sh assets)' };
+  const times = [];
+  const stages = [];
+  out.memory = [];
+  try {
+    if (out.bytes === null) throw new Error(`missing ${MODELS[key].file}`);
+    for (let i = 0; i < runs; i++) {
+      const b = await openPage(chromium, server, out.url);
+      try {
+        out.engine ??= await b.page.evaluate(() => window.__lrp?.state?.engineInfo?.engine ?? null);
+        const before = await pageMemory(b.page);
+        await b.page.evaluate(() => {
+          window.__seqBefore = window.__lastExplain?.seq ?? 0;
+          document.getElementById('model-file').addEventListener('change', () => (window.__picked = performance.now()), { capture: true });
+        });
+        await b.page.setInputFiles('[data-testid=model-file]', file);
+        // the new model's heatmap, or the page's error (an alert in its notices)
+        await b.page.waitForFunction(
+          () =>
+            (window.__lastExplain?.seq > window.__seqBefore && window.__lastExplain.model.startsWith('file:')) ||
+            document.querySelector('#notices [role=alert]') !== null,
+          null,
+          { timeout: 600_000, polling: 50 },
+        );
+        const alert = await b.page.evaluate(() => document.querySelector('#notices [role=alert] .text')?.textContent ?? null);
+        if (alert) throw new Error(`the page refused ${path.basename(file)}: ${alert} ${b.errors.join('; ')}`);
+        const r = await b.page.evaluate(() => ({
+          ms: performance.now() - window.__picked,
+          stages: window.__stages.filter((x) => x.done !== undefined && x.posted >= window.__picked).map((x) => ({ ...x, posted: x.posted - window.__picked, done: x.done - window.__picked })),
+          conservationError: window.__lastExplain.summary.conservationError ?? null,
+        }));
+        const after = await pageMemory(b.page);
+        times.push(r.ms);
+        stages.push(r.stages);
+        out.memory.push({ beforePick: before, afterHeatmap: after });
+        out.conservationError = r.conservationError;
+        console.log(`${key} picked on the page, run ${i + 1}: heatmap after ${r.ms.toFixed(0)} ms; engine memory ${mb(before)} → ${mb(after)} MiB`);
+      } finally {
+        await b.close();
+      }
+    }
+  } catch (e) {
+    out.error = e.message;
+    console.log(`${key} on the page: ${e.message}`);
+  } finally {
+    await server.close();
+  }
+  out.times = times;
+  out.stats = stats(times);
+  out.stages = stages;
+  out.stageStats = stageStats(stages, ['load', 'image', 'explain']);
   return out;
 }
 
@@ -246,14 +341,14 @@ function table(results) {
  * includes that), the first run after loading, and memory after loading. */
 function coldTable(results) {
   const lines = [
-    '| model | engine | init ms | first forward ms | first LRP ms | memory after load MiB |',
-    '|---|---|---|---|---|---|',
+    '| model | engine | init ms | first forward ms | first LRP ms | memory after load MiB | memory after first explanation MiB |',
+    '|---|---|---|---|---|---|---|',
   ];
   const n = (v) => (v === undefined || v === null ? '–' : v.toFixed(0));
   for (const m of results.models) {
     for (const [name, e] of Object.entries(m.engines)) {
       const init = name === 'ort' ? `${n(e.firstLoad)} (first session)` : n(e.init);
-      lines.push(`| ${m.name} | ${name === 'ort' ? 'onnxruntime-web' : `ours (${label(name, e)})`} | ${init} | ${n(e.first?.forward)} | ${n(e.first?.lrp)} | ${mb(e.memoryAfterLoad)} |`);
+      lines.push(`| ${m.name} | ${name === 'ort' ? 'onnxruntime-web' : `ours (${label(name, e)})`} | ${init} | ${n(e.first?.forward)} | ${n(e.first?.lrp)} | ${mb(e.memoryAfterLoad)} | ${mb(e.memoryAfterFirst)} |`);
     }
   }
   return lines.join('\n');
@@ -344,6 +439,11 @@ async function main() {
     results.coldPage = await coldPage(chromium, o, o.coldRuns);
     if (results.coldPage.error) console.log(`cold page: ${results.coldPage.error}`);
   }
+  if (o.pageModels.length) {
+    console.log(`\n== models picked on the real page (www/${pageInfo(o).url}, then the model's file)`);
+    results.pickedModels = [];
+    for (const key of o.pageModels) results.pickedModels.push(await pickedModel(chromium, o, key, Math.max(1, o.coldRuns)));
+  }
 
   results.loadAverage.end = os.loadavg();
   fs.mkdirSync(path.dirname(o.out), { recursive: true });
@@ -363,6 +463,14 @@ async function main() {
     console.log(
       `  stages, ms: worker's first request at ${fmt(st.start)}; init (engine compile) ${fmt(st.init)}; ` +
         `load (model) ${fmt(st.load)}; image (first forward) ${fmt(st.image)}; explain (first LRP) ${fmt(st.explain)}`,
+    );
+  }
+  for (const p of results.pickedModels ?? []) {
+    const st = p.stageStats ?? {};
+    const mem = p.memory.map((m) => `${mb(m.beforePick)} → ${mb(m.afterHeatmap)}`).join(', ');
+    console.log(
+      `\n${p.model} picked on the page (${p.engine ?? 'pkg'}/): ${p.error ? `failed: ${p.error}` : `pick → heatmap ${fmt(p.stats)} ms`}; ` +
+        `load ${fmt(st.load)}, first forward ${fmt(st.image)}, first LRP ${fmt(st.explain)} ms; engine memory ${mem || '–'} MiB`,
     );
   }
   for (const m of results.models) {
