@@ -5,6 +5,8 @@
 // This module is the example the page's other pure modules follow (plot.js, downloads.js,
 // raster.js): data in, data out, no DOM and no page state, tested in Node (tests/e2e/*.test.mjs).
 
+import { crc32 } from './crc32.js';
+
 // ---------------------------------------------------------------------------------------
 // Colormaps, written out as data.
 //
@@ -371,21 +373,6 @@ export function decodeNpy(bytes) {
   return { data, shape };
 }
 
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-function crc32(bytes) {
-  let c = 0xffffffff;
-  for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
 
 async function zlibDeflate(bytes) {
   const stream = new Blob([bytes]).stream().pipeThrough(new CompressionStream('deflate'));

@@ -19,7 +19,8 @@ import { curvePlot, curveSeries, dotPoints, MARGIN, plotLabel, plotSize } from '
 import { answerRequests, isTrap, STATUS, transferring } from '../../www/protocol.js';
 import { colorbarRgba, displaySize, fmt, legendLabels, percentOf } from '../../www/raster.js';
 import { parseSettings, writeSettings } from '../../www/settings.js';
-import { crc32, zip } from '../../www/zip.js';
+import { crc32 } from '../../www/crc32.js';
+import { zip } from '../../www/zip.js';
 
 const COLORS = { text: '#000', muted: '#555', grid: '#ccc' };
 
