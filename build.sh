@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # resnet-lrp build script. Every step installs only what is missing and says what it does.
 #
-#   ./build.sh serve [--port N]   build the wasm, prepare models and photos, serve www/ on 127.0.0.1
+#   ./build.sh serve [--port N]   prepare models and photos, build the wasm that runs everywhere, serve www/ on
+#                                 127.0.0.1; the faster builds (relaxed SIMD, threads) follow in the background
 #   ./build.sh test               everything: fmt, clippy, native tests, fuzzing (20 s a target),
 #                                 wasm tests (Chromium and Firefox), end-to-end page tests (Chromium)
 #   ./build.sh setup              install the toolchain pieces only
