@@ -31,7 +31,8 @@ PY="$ROOT/.venv/bin/python"
 WASM_TARGET=wasm32-unknown-unknown
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 
-say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+# each step with the seconds since the command started, so that a slow step shows in any log
+say() { printf '\033[1m==> [%4d s] %s\033[0m\n' "$SECONDS" "$*"; }
 
 need_root_apt() {
   local missing=()
