@@ -428,6 +428,9 @@ async function realModel(t, { key, photo, cliArgs, check, shot }) {
   await dismissNotices(page); // the previous input (a 64×64 tensor) does not fit this model
   // the model's display defaults tick heat quantization; parity compares the raw map with the CLI's
   if (await page.isChecked('[data-testid="quantize"]')) await page.click('[data-testid="quantize"]');
+  // per pixel, whatever the model's display default: the parity below compares the map with the CLI's
+  // channel sum (the cells have their own tests: evaluate.test.mjs, tests/native/session.rs)
+  await page.selectOption('[data-testid="cell"]', '1');
   const s = await seq(page);
   const e = await timed(`${key}: ${photo} → explanation`, async () => {
     await page.click(`[data-testid="sample-${photo}"]`);
