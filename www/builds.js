@@ -11,15 +11,18 @@ const NAMES = { 'pkg-threads': 'threaded', 'pkg-relaxed': 'relaxed SIMD' };
 
 let watching = false; // a restarted engine answers `init` again: one watch is enough
 
-/** `{state, pending}` from www/builds.json; none there means every build present is ready. */
-async function readBuilds() {
+/**
+ * `{state, pending}` from www/builds.json (the page's and the worker's one reader of it); no file there
+ * means every build present is ready; null when the server could not be asked.
+ */
+export async function readBuilds() {
   try {
-    const res = await fetch('builds.json', { cache: 'no-store' });
+    const res = await fetch(new URL('./builds.json', import.meta.url), { cache: 'no-store' });
     if (!res.ok) return { state: 'done', pending: [] };
     const { state, pending } = await res.json();
     return { state: String(state), pending: Array.isArray(pending) ? pending.map(String) : [] };
   } catch {
-    return null; // the server is gone for a moment: ask again later
+    return null; // the server is gone for a moment
   }
 }
 
@@ -43,7 +46,7 @@ export function watchBuilds({ coming = [], buildState }, notify) {
   show('coming', `faster build (${names}) coming`);
   const timer = setInterval(async () => {
     const status = await readBuilds();
-    if (!status) return;
+    if (!status) return; // ask again later
     const ready = coming.filter((n) => !status.pending.includes(n));
     if (ready.length) {
       clearInterval(timer);

@@ -13,6 +13,7 @@
 // COEP headers) on a machine with more than one core; pkg-relaxed/ needs relaxed SIMD; pkg/ runs
 // everywhere with SIMD128.
 
+import { readBuilds } from './builds.js';
 import { answerRequests, errorMessage as message, transferring } from './protocol.js';
 
 let Explainer = null;
@@ -97,21 +98,6 @@ function threadsPossible() {
   return self.crossOriginIsolated === true && typeof SharedArrayBuffer === 'function' && poolSize() > 1;
 }
 
-/**
- * The builds `./build.sh serve` has not finished yet (www/builds.json: `{state, pending}`), which must not
- * be loaded even if a leftover of an earlier build is there. No file: every build present is ready.
- */
-async function buildStatus() {
-  try {
-    const res = await fetch(new URL('./builds.json', import.meta.url), { cache: 'no-store' });
-    if (!res.ok) return { state: 'done', pending: [] };
-    const { state, pending } = await res.json();
-    return { state: String(state), pending: Array.isArray(pending) ? pending.map(String) : [] };
-  } catch {
-    return { state: 'done', pending: [] };
-  }
-}
-
 /** Whether `engine` is built and ready on this server; the ones still pending are noted in `coming`. */
 async function available(engine, status, coming) {
   if (status.pending.includes(engine)) {
@@ -127,7 +113,8 @@ async function start() {
       'this browser does not support WebAssembly SIMD (Chrome/Edge ≥ 91, Firefox ≥ 89, Safari ≥ 16.4 do)',
     );
   }
-  const status = await buildStatus();
+  // the builds `./build.sh serve` has not finished must not be loaded, even if an earlier one is there
+  const status = (await readBuilds()) ?? { state: 'done', pending: [] };
   const coming = []; // faster builds this browser would use, still being built
   await pick(status, coming);
   loaded.coming = coming;
