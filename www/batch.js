@@ -53,7 +53,7 @@ function methodList() {
 async function startEngine(model) {
   const engine = new EngineClient(pageWorkerUrl());
   await engine.request('init');
-  await engine.request('load', { bytes: await app.modelBytes(model), preprocess: model.preprocess });
+  await engine.loadModel(await app.modelBytes(model), model);
   return engine;
 }
 

@@ -59,6 +59,11 @@ export class EngineClient {
     return this.send(type, payload, options);
   }
 
+  /** Loads `model` (the page's model entry: its side files of external data and its preprocessing) from `bytes`. */
+  loadModel(bytes, model, options = {}) {
+    return this.request('load', { bytes, side: model.side ?? [], preprocess: model.preprocess }, options);
+  }
+
   send(type, payload = {}, { transfer = [], onProgress } = {}) {
     if (this.dead) return Promise.reject(new EngineError('the engine is restarting', true));
     const id = this.nextId++;

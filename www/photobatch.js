@@ -76,7 +76,7 @@ async function engineFor(me, model) {
   }
   const id = `${model.key}|${JSON.stringify(model.preprocess)}`;
   if (me.loaded !== id) {
-    await me.engine.request('load', { bytes: await app.modelBytes(model), side: model.side ?? [], preprocess: model.preprocess });
+    await me.engine.loadModel(await app.modelBytes(model), model);
     me.loaded = id;
   }
   return me.engine;
