@@ -388,7 +388,7 @@ bench() { # [--relaxed] [--threads] [--profile P] [bench.mjs options: --runs N -
     build_pkg "$profile" "$out/pkg-threads" threads
     pkgs+=(--pkg-threads "$out/pkg-threads")
   fi
-  say "browser benchmark (headless Chromium; onnxruntime-web on one thread)"
+  say "browser benchmark (headless Chromium; onnxruntime-web on one thread$([ "$threads" = 1 ] && echo ', and on threads in a worker'))"
   node tests/bench/browser/bench.mjs "${pkgs[@]}" --profile "$profile" ${args[@]+"${args[@]}"}
 }
 

@@ -1,5 +1,5 @@
 // The one protocol between a page and an engine worker, documented here once. The page's worker
-// (worker.js) and the benchmark's worker (tests/bench/browser/engine-worker.js) answer with
+// (worker.js) and the benchmark's workers (tests/bench/browser/engine-worker.js, ort-worker.js) answer with
 // `answerRequests`; the page and the benchmark ask with EngineClient (engine.js).
 //
 // Envelope: the page posts `{id, type, ...payload}`; the worker answers with any number of
@@ -42,6 +42,12 @@
 //   forward  {x}                             → {ms, prediction}  (setInput)
 //   explain  {options}                       → {ms, summary}
 //   memory                                   → {bytes}: the engine's memory (it never shrinks: the peak)
+// and of its onnxruntime-web worker (ort-worker.js), timed the same way:
+//   init     {url, wasmPaths, threads}       → {ms, version}: import onnxruntime-web with numThreads = threads
+//   load     {bytes}                         → {ms, inputNames, outputNames, threads} (a new session; threads:
+//                                              numThreads as onnxruntime applied it)
+//   forward  {x, shape}                      → {ms, output}      (session.run; output: the first output's data)
+//   memory                                   → {bytes}: onnxruntime's wasm memory
 
 /** Request names of the page's worker. */
 export const REQUESTS = Object.freeze({

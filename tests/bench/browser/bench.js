@@ -1,46 +1,16 @@
 // The benchmark page's module. Loads one or more builds of our engine and onnxruntime-web and times
 // them on the same ONNX bytes and the same input tensor, interleaved run by run. The single-thread
 // builds and onnxruntime (one thread) run on the page's main thread; the threaded build runs in
-// engine-worker.js with its pool, and is timed there. Driven by bench.mjs through
-// `window.bench.run(config)`.
+// engine-worker.js with its pool, and onnxruntime with `ortThreads` threads in ort-worker.js: both are
+// timed in their workers. Driven by bench.mjs through `window.bench.run(config)`.
 
 import { EngineClient } from '/www/engine.js';
-
-// Every WebAssembly memory the page instantiates, tagged with the engine being loaded, so that the
-// size of onnxruntime-web's memory can be read too (it does not expose it).
-const memories = [];
-let loading = 'none';
-
-function collect(result, imports) {
-  const found = [];
-  const add = (v) => {
-    if (v instanceof WebAssembly.Memory && !found.includes(v)) found.push(v);
-  };
-  const instance = result instanceof WebAssembly.Instance ? result : result?.instance;
-  if (instance) Object.values(instance.exports).forEach(add);
-  for (const mod of Object.values(imports ?? {})) {
-    if (mod && typeof mod === 'object') Object.values(mod).forEach(add);
-  }
-  for (const memory of found) {
-    if (!memories.some((m) => m.memory === memory)) memories.push({ engine: loading, memory });
-  }
-}
-
-for (const name of ['instantiate', 'instantiateStreaming']) {
-  const original = WebAssembly[name];
-  WebAssembly[name] = async function (source, imports, ...rest) {
-    const result = await original.call(WebAssembly, source, imports, ...rest);
-    collect(result, imports);
-    return result;
-  };
-}
+import { loadingEngine, memories, memoryOf } from './wasm-memories.js';
 
 const now = () => performance.now();
 const log = (...a) => console.log('[bench]', ...a);
 const pause = () => new Promise((r) => setTimeout(r, 0));
 const message = (e) => (e instanceof Error ? e.message : String(e));
-const memoryOf = (engine) =>
-  memories.filter((m) => m.engine === engine).reduce((s, m) => s + m.memory.buffer.byteLength, 0);
 
 /** The input of tests/bench/explain.rs: deterministic values in [-1, 1). */
 function input(shape) {
@@ -115,9 +85,23 @@ function workerEngine(url, threads) {
   };
 }
 
+/** Max |Δ| between one of our predictions and onnxruntime's output (logits or probabilities, whichever is closer). */
+function agreement(p, output) {
+  const dLogits = maxDiff(p.logits, output);
+  const dProb = maxDiff(p.probabilities, output);
+  const useProb = dProb !== null && (dLogits === null || dProb < dLogits);
+  return {
+    compared: useProb ? 'probabilities' : 'logits',
+    maxAbsDiff: useProb ? dProb : dLogits,
+    top1: argmax(useProb ? p.probabilities : p.logits),
+    ortTop1: argmax(output),
+  };
+}
+
 /**
- * config: {model: URL, ours: [{name, url, threads}], ort: {url, wasmPaths} | null, runs, warmup, loads,
- * explainOptions}. Returns raw times in ms per engine, memory sizes in bytes, and errors.
+ * config: {model: URL, ours: [{name, url, threads}], ort: {url, wasmPaths} | null, ortThreads (0: no
+ * onnxruntime in a worker), runs, warmup, loads, explainOptions}. Returns raw times in ms per engine,
+ * memory sizes in bytes, and errors.
  */
 async function run(config) {
   const { model, runs, warmup, loads, explainOptions } = config;
@@ -130,7 +114,7 @@ async function run(config) {
   for (const { name, url, threads } of config.ours) {
     const res = { kind: 'ours', load: [], forward: [], lrp: [], explain: [] };
     try {
-      loading = name;
+      loadingEngine(name);
       const engine = threads ? workerEngine(url, threads) : mainThreadEngine(url);
       const init = await engine.init();
       res.init = init.ms;
@@ -160,7 +144,7 @@ async function run(config) {
   const ortRes = { kind: 'ort', load: [], forward: [] };
   if (config.ort) {
     try {
-      loading = 'ort';
+      loadingEngine('ort');
       let t0 = now();
       ort = await import(config.ort.url);
       ort.env.wasm.numThreads = 1;
@@ -192,6 +176,39 @@ async function run(config) {
       session = null;
     }
     out.engines.ort = ortRes;
+  }
+
+  // onnxruntime with a thread pool, in a worker: a realm of its own (see ort-worker.js)
+  let ortWorker = null;
+  const ortThreadsRes = { kind: 'ort', load: [], forward: [] };
+  if (config.ort && config.ortThreads) {
+    try {
+      ortWorker = new EngineClient(new URL('./ort-worker.js', import.meta.url));
+      const call = (type, args = {}) => ortWorker.request(type, args);
+      const href = (u) => new URL(u, location.href).href;
+      const init = await call('init', { url: href(config.ort.url), wasmPaths: href(config.ort.wasmPaths), threads: config.ortThreads });
+      ortThreadsRes.version = init.version;
+      ortThreadsRes.import = init.ms;
+      // the first session also compiles and instantiates onnxruntime's wasm and starts its threads
+      for (let i = 0; i <= loads; i++) {
+        const loaded = await call('load', { bytes });
+        if (i === 0) ortThreadsRes.firstLoad = loaded.ms;
+        else ortThreadsRes.load.push(loaded.ms);
+        ortThreadsRes.threads = loaded.threads;
+        ortThreadsRes.inputNames = loaded.inputNames;
+        ortThreadsRes.outputNames = loaded.outputNames;
+        await pause();
+      }
+      ortThreadsRes.memoryAfterLoad = (await call('memory')).bytes;
+      const loadsMs = ortThreadsRes.load.map((v) => v.toFixed(0)).join(', ');
+      log(`ort ×${ortThreadsRes.threads} (worker): first session ${ortThreadsRes.firstLoad.toFixed(0)} ms, then ${loadsMs} ms`);
+    } catch (e) {
+      out.errors['ort-threads'] = `load: ${message(e)}`;
+      log(`ort in a worker failed to load: ${message(e)}`);
+      ortWorker?.stop('failed to load');
+      ortWorker = null;
+    }
+    out.engines['ort-threads'] = ortThreadsRes;
   }
   if (!shape) return out;
 
@@ -251,38 +268,53 @@ async function run(config) {
       }
       await pause();
     }
+    if (ortWorker && !failed.has('ort-threads')) {
+      try {
+        const r = await ortWorker.request('forward', { x, shape });
+        if (it === 0) {
+          ortThreadsRes.first = { forward: r.ms };
+          ortThreadsRes.output = Array.from(r.output);
+        }
+        if (keep) ortThreadsRes.forward.push(r.ms);
+        line.push(`ort×${ortThreadsRes.threads} ${r.ms.toFixed(0)}`);
+      } catch (e) {
+        failed.add('ort-threads');
+        out.errors['ort-threads'] = `run: ${message(e)}`;
+        log(`ort in a worker failed: ${message(e)}`);
+      }
+      await pause();
+    }
     log(`${keep ? 'run' : 'warm-up'} ${keep ? it - warmup + 1 : it + 1}: ${line.join(', ')} ms`);
   }
 
   // wasm memory never shrinks: its size now is the peak of the whole run
   for (const o of ours) o.res.memory = await o.engine.memory();
   if (session) ortRes.memory = memoryOf('ort');
+  if (ortWorker) ortThreadsRes.memory = (await ortWorker.request('memory')).bytes;
   out.memories = memories.map((m) => ({ engine: m.engine, bytes: m.memory.buffer.byteLength }));
 
   // do the engines compute the same thing?
   if (ortRes.output) {
     out.agreement = {};
-    for (const o of ours) {
-      const p = o.res.prediction;
-      if (!p) continue;
-      const dLogits = maxDiff(p.logits, ortRes.output);
-      const dProb = maxDiff(p.probabilities, ortRes.output);
-      const useProb = dProb !== null && (dLogits === null || dProb < dLogits);
-      out.agreement[o.name] = {
-        compared: useProb ? 'probabilities' : 'logits',
-        maxAbsDiff: useProb ? dProb : dLogits,
-        top1: argmax(useProb ? p.probabilities : p.logits),
-        ortTop1: argmax(ortRes.output),
-      };
-    }
+    for (const o of ours) if (o.res.prediction) out.agreement[o.name] = agreement(o.res.prediction, ortRes.output);
     ortRes.outputHead = ortRes.output.slice(0, 5);
     delete ortRes.output;
+  }
+  // and with onnxruntime on threads: kept with that engine, so that `agreement` stays the one-thread comparison
+  if (ortThreadsRes.output) {
+    ortThreadsRes.agreement = {};
+    for (const o of ours) {
+      if (o.res.prediction) ortThreadsRes.agreement[o.name] = agreement(o.res.prediction, ortThreadsRes.output);
+    }
+    ortThreadsRes.outputHead = ortThreadsRes.output.slice(0, 5);
+    delete ortThreadsRes.output;
   }
   for (const o of ours) {
     if (o.res.prediction) o.res.prediction = { top: o.res.prediction.top };
     await o.engine.free();
   }
   if (session) await session.release();
+  ortWorker?.stop('the benchmark is done');
   return out;
 }
 

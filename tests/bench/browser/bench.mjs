@@ -10,15 +10,18 @@
 //   many times each, the real page with each of these models picked in its file input, timed from the pick to
 //   the model's first heatmap, with the engine's memory; --no-ort;
 //   --profile NAME (recorded only); --out FILE (tests/bench/browser/out/results.json); --threads N: the pool
-//   of the threaded build (default: the number of cores).
+//   of the threaded build (default: the number of cores); --ort-threads N: with the threaded build, also
+//   onnxruntime-web on N threads (default: --threads; 0 skips it).
 //
 // Every model gets a fresh Chromium profile and one page (bench.html) that loads every engine: our wasm
 // (`--pkg`, and `--pkg-relaxed` when given) and onnxruntime-web's wasm execution provider with one thread,
 // served from node_modules, on the main thread; the threaded build (`--pkg-threads`) in a worker with its
 // pool. With a threaded build the pages are served cross-origin isolated (COOP/COEP), as
-// `./build.sh serve` serves the demo. One run times, in turn, our
+// `./build.sh serve` serves the demo, and onnxruntime-web also runs with `--ort-threads` threads in a
+// worker of its own (ort-worker.js). One run times, in turn, our
 // setInput (forward pass keeping activations) and explain (LRP of the top-1 class, `conserving`,
-// `flows_skip`) for each of our builds, then onnxruntime's session.run, on the same input tensor.
+// `flows_skip`) for each of our builds, then onnxruntime's session.run (each configuration), on the same
+// input tensor.
 // Prints a table (median and min–max) and writes every raw time to the JSON file.
 
 import { execFileSync } from 'node:child_process';
@@ -59,6 +62,7 @@ function parseArgs(argv) {
     else if (a === '--pkg-relaxed') o.pkgRelaxed = path.resolve(val());
     else if (a === '--pkg-threads') o.pkgThreads = path.resolve(val());
     else if (a === '--threads') o.threads = Number(val());
+    else if (a === '--ort-threads') o.ortThreads = Number(val());
     else if (a === '--runs') o.runs = Number(val());
     else if (a === '--warmup') o.warmup = Number(val());
     else if (a === '--loads') o.loads = Number(val());
@@ -74,6 +78,10 @@ function parseArgs(argv) {
   for (const m of [...o.models, ...o.pageModels]) if (!MODELS[m]) throw new Error(`unknown model ${m}: use ${Object.keys(MODELS).join(', ')}`);
   if (!(o.runs >= 1 && o.warmup >= 0 && o.loads >= 1 && o.coldRuns >= 0)) throw new Error('bad --runs/--warmup/--loads/--cold-runs');
   if (!(Number.isInteger(o.threads) && o.threads >= 1)) throw new Error('bad --threads');
+  o.ortThreads ??= o.threads;
+  if (!(Number.isInteger(o.ortThreads) && o.ortThreads >= 0)) throw new Error('bad --ort-threads');
+  // its threads need the isolated page, which is served for the threaded build only
+  if (!o.pkgThreads || !o.ort) o.ortThreads = 0;
   return o;
 }
 
@@ -317,22 +325,33 @@ const ratio = (a, b) => (a && b ? `${(a.median / b.median).toFixed(2)}×` : '–
 /** An engine's name in the tables: the threaded build with the size of its pool. */
 const label = (name, e) => (e.threads > 1 ? `${name} ×${e.threads}` : name);
 
+/** A row's engine: ours with the build's name, onnxruntime with its version and, in its worker, its threads. */
+function engineName(name, e, version = true) {
+  if (e.kind !== 'ort') return `ours (${label(name, e)})`;
+  const ort = `onnxruntime-web${version && e.version ? ` ${e.version}` : ''}`;
+  return name === 'ort' ? ort : `${ort} ×${e.threads ?? '?'}`;
+}
+
 function table(results) {
-  const lines = [
-    '| model | engine | load ms | forward ms | LRP ms | explain ms | explain / forward | forward / ort | explain / ort forward | wasm memory MiB |',
-    '|---|---|---|---|---|---|---|---|---|---|',
-  ];
+  // with onnxruntime on threads (the threaded build's run), one more column: every forward pass against it
+  const withThreads = results.models.some((m) => m.engines['ort-threads']);
+  const head = ['model', 'engine', 'load ms', 'forward ms', 'LRP ms', 'explain ms', 'explain / forward', 'forward / ort', 'explain / ort forward'];
+  if (withThreads) head.push(`forward / ort ×${results.ortThreads}`);
+  head.push('wasm memory MiB');
+  const lines = [`| ${head.join(' | ')} |`, `|${'---|'.repeat(head.length)}`];
   for (const m of results.models) {
     const ort = m.engines.ort;
+    const ortThreads = m.engines['ort-threads'];
     for (const [name, e] of Object.entries(m.engines)) {
       const s = e.stats ?? {};
       lines.push(
-        `| ${m.name} | ${name === 'ort' ? `onnxruntime-web ${e.version ?? ''}`.trim() : `ours (${label(name, e)})`} | ${fmt(s.load)} | ${fmt(s.forward)} | ` +
+        `| ${m.name} | ${engineName(name, e)} | ${fmt(s.load)} | ${fmt(s.forward)} | ` +
           `${fmt(s.lrp)} | ${fmt(s.explain)} | ${ratio(s.explain, s.forward)} | ` +
-          `${name === 'ort' ? '1.00×' : ratio(s.forward, ort?.stats?.forward)} | ${ratio(s.explain, ort?.stats?.forward)} | ${mb(e.memory)} |`,
+          `${name === 'ort' ? '1.00×' : ratio(s.forward, ort?.stats?.forward)} | ${ratio(s.explain, ort?.stats?.forward)} | ` +
+          `${withThreads ? `${ratio(s.forward, ortThreads?.stats?.forward)} | ` : ''}${mb(e.memory)} |`,
       );
     }
-    for (const [name, err] of Object.entries(m.errors ?? {})) lines.push(`| ${m.name} | ${name} | failed: ${err} | | | | | | | |`);
+    for (const [name, err] of Object.entries(m.errors ?? {})) lines.push(`| ${m.name} | ${name} | failed: ${err} |${' |'.repeat(head.length - 3)}`);
   }
   return lines.join('\n');
 }
@@ -347,8 +366,8 @@ function coldTable(results) {
   const n = (v) => (v === undefined || v === null ? '–' : v.toFixed(0));
   for (const m of results.models) {
     for (const [name, e] of Object.entries(m.engines)) {
-      const init = name === 'ort' ? `${n(e.firstLoad)} (first session)` : n(e.init);
-      lines.push(`| ${m.name} | ${name === 'ort' ? 'onnxruntime-web' : `ours (${label(name, e)})`} | ${init} | ${n(e.first?.forward)} | ${n(e.first?.lrp)} | ${mb(e.memoryAfterLoad)} | ${mb(e.memoryAfterFirst)} |`);
+      const init = e.kind === 'ort' ? `${n(e.firstLoad)} (first session)` : n(e.init);
+      lines.push(`| ${m.name} | ${engineName(name, e, false)} | ${init} | ${n(e.first?.forward)} | ${n(e.first?.lrp)} | ${mb(e.memoryAfterLoad)} | ${mb(e.memoryAfterFirst)} |`);
     }
   }
   return lines.join('\n');
@@ -379,6 +398,7 @@ async function main() {
     profile: o.profile,
     isolated: Boolean(o.pkgThreads),
     threads: o.pkgThreads ? o.threads : 1,
+    ortThreads: o.ortThreads,
     runs: o.runs,
     warmup: o.warmup,
     loads: o.loads,
@@ -411,6 +431,7 @@ async function main() {
           model: m.url,
           ours: ours.map((x) => ({ name: x.name, url: `/pkg/${x.name}/resnet_lrp.js`, threads: x.threads ?? 0 })),
           ort: o.ort ? { url: '/ort/ort.wasm.min.mjs', wasmPaths: '/ort/' } : null,
+          ortThreads: o.ortThreads,
           runs: o.runs,
           warmup: o.warmup,
           loads: o.loads,
@@ -474,8 +495,12 @@ async function main() {
     );
   }
   for (const m of results.models) {
-    for (const [name, a] of Object.entries(m.agreement ?? {})) {
-      console.log(`${m.key}: ${name} vs ort: max |Δ ${a.compared}| = ${a.maxAbsDiff?.toExponential(2)}, top-1 ${a.top1} vs ${a.ortTop1}`);
+    const ortThreads = m.engines['ort-threads'];
+    const against = [['ort', m.agreement], [`ort ×${ortThreads?.threads}`, ortThreads?.agreement]];
+    for (const [ort, agreement] of against) {
+      for (const [name, a] of Object.entries(agreement ?? {})) {
+        console.log(`${m.key}: ${name} vs ${ort}: max |Δ ${a.compared}| = ${a.maxAbsDiff?.toExponential(2)}, top-1 ${a.top1} vs ${a.ortTop1}`);
+      }
     }
   }
   console.log(`\nwrote ${path.relative(process.cwd(), o.out)}`);
