@@ -108,15 +108,28 @@ impl ModelMetadata {
     pub fn from_onnx_bytes(bytes: &[u8], input: &InputSpec, classes: usize) -> Result<ModelMetadata> {
         let props = <MetadataOnly as prost::Message>::decode(bytes)
             .map_err(|e| Error::load(format!("the model's metadata_props cannot be decoded: {e}")))?;
+        Self::from_props(props.metadata_props.iter().map(|p| (p.key.as_str(), p.value.as_str())), input, classes)
+    }
+
+    /// As [`ModelMetadata::from_onnx_bytes`], from the `(key, value)` pairs of an already decoded
+    /// model's `metadata_props`.
+    ///
+    /// # Errors
+    /// As [`ModelMetadata::from_onnx_bytes`], for the values.
+    pub fn from_props<'a>(
+        props: impl IntoIterator<Item = (&'a str, &'a str)>,
+        input: &InputSpec,
+        classes: usize,
+    ) -> Result<ModelMetadata> {
         let mut out = ModelMetadata::default();
-        for p in &props.metadata_props {
-            match p.key.as_str() {
+        for (key, value) in props {
+            match key {
                 PREPROCESS_KEY => {
-                    let (pre, resize) = parse_preprocess(&p.value, input)?;
+                    let (pre, resize) = parse_preprocess(value, input)?;
                     out.preprocess = Some(pre);
                     out.resize = resize;
                 }
-                CLASSES_KEY => out.classes = Some(parse_classes(&p.value, classes)?),
+                CLASSES_KEY => out.classes = Some(parse_classes(value, classes)?),
                 _ => {}
             }
         }

@@ -2,6 +2,7 @@
 //! [`crate::import`]) and tract's optimised plan. Every load, the explainer's and the batched
 //! plan of the evaluation, goes through the same guarded pipeline (`typed_model`).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use ndarray::{Array3, ArrayD, IxDyn};
@@ -138,28 +139,38 @@ fn pin_input(inference: &InferenceModel) -> Result<InputSpec> {
     Ok(InputSpec { size_pinned, ..InputSpec::from_shape(name, &shape)? })
 }
 
+/// A file's `metadata_props`, as `(key, value)` pairs.
+pub(crate) type MetadataProps = Vec<(String, String)>;
+
 /// The one load pipeline: checks the bytes, reads them with tract (guarded), pins the input to
 /// `batch` images of the model's own size, types and declutters. With `keep_batchnorm`, each
 /// BatchNorm after a convolution is held apart from it ([`batchnorm::keep`]; release it with
-/// [`batchnorm::release`] before optimising). Returns the typed model and the input spec of one
-/// image.
+/// [`batchnorm::release`] before optimising). Returns the typed model, the input spec of one
+/// image and the file's `metadata_props`.
+///
+/// Owned `bytes` are freed as soon as they are decoded: the file is then no longer held while
+/// the weights are copied into the layer graph and packed for tract's plan, which is when a load
+/// needs the most memory.
 ///
 /// # Errors
 /// [`Error::Load`] for bytes that are not a readable ONNX model, [`Error::UnsupportedInput`] for
 /// an input that is not an image.
 pub(crate) fn typed_model(
-    bytes: &[u8],
+    bytes: Cow<'_, [u8]>,
     side: &mut SideFiles,
     batch: usize,
     keep_batchnorm: bool,
-) -> Result<(TypedModel, InputSpec)> {
-    check_model_size(bytes.len() as u64)?;
+) -> Result<(TypedModel, InputSpec, MetadataProps)> {
+    let len = bytes.len() as u64;
+    check_model_size(len)?;
     let onnx = tract_onnx::onnx();
-    let mut reader = bytes;
-    let mut proto = guarded(|| onnx.proto_model_for_read(&mut reader))?;
+    // decoded straight from the bytes (tract's reader would copy them first)
+    let mut proto = guarded(|| Ok(<tract_onnx::pb::ModelProto as prost::Message>::decode(&*bytes)?))?;
+    drop(bytes);
+    let props = proto.metadata_props.iter().map(|p| (p.key.clone(), p.value.clone())).collect();
     external::inline(&mut proto, side)?;
     // the limit is on what is held: the model and its side files together
-    check_model_size(bytes.len() as u64 + side.len_bytes())?;
+    check_model_size(len + side.len_bytes())?;
     check_graph_names(&proto)?;
     forget_symbolic_dims(&mut proto);
     let mut inference = guarded(|| onnx.model_for_proto_model(&proto))?;
@@ -174,7 +185,7 @@ pub(crate) fn typed_model(
         guarded(|| batchnorm::keep(&mut typed, &batchnorms))?;
     }
     guarded(|| declutter(&mut typed))?;
-    Ok((typed, input))
+    Ok((typed, input, props))
 }
 
 /// The first output of a plan's run, flattened.
@@ -204,14 +215,31 @@ impl Model {
     /// As [`Model::from_onnx_bytes`]; [`Error::Load`] naming a side file that is missing, cannot be
     /// read or is too short, and for a model and side files above [`MAX_MODEL_BYTES`] together.
     pub fn from_onnx(bytes: &[u8], side: &mut SideFiles) -> Result<Model> {
-        let (mut typed, input) = typed_model(bytes, side, 1, true)?;
+        Self::load(Cow::Borrowed(bytes), side)
+    }
+
+    /// As [`Model::from_onnx`], taking the bytes, which are freed as soon as they are decoded:
+    /// the load then needs one copy of the file less at its peak.
+    ///
+    /// # Errors
+    /// As [`Model::from_onnx`].
+    pub fn from_onnx_owned(bytes: Vec<u8>, side: &mut SideFiles) -> Result<Model> {
+        Self::load(Cow::Owned(bytes), side)
+    }
+
+    fn load(bytes: Cow<'_, [u8]>, side: &mut SideFiles) -> Result<Model> {
+        let (mut typed, input, props) = typed_model(bytes, side, 1, true)?;
         let kept = LayerGraph::from_typed(&typed)?;
         // the activations are those of the folded graph: folding leaves node numbers alone
         let (graph, raw_batchnorm) = match canonize::fold_batchnorm(&kept) {
             Some(folded) => (folded, Some(Arc::new(kept))),
             None => (kept, None),
         };
-        let metadata = ModelMetadata::from_onnx_bytes(bytes, &input, graph.num_classes())?;
+        let metadata = ModelMetadata::from_props(
+            props.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            &input,
+            graph.num_classes(),
+        )?;
         // one plan for plain inference (its first output) and for the explainer's forward pass
         // (the activations explanations read, as further outputs)
         let mut outlets = typed.output_outlets().map_err(load_err)?.to_vec();
@@ -340,7 +368,7 @@ impl BatchPlan {
         if batch == 0 {
             return Err(Error::param("batch", "must be at least 1"));
         }
-        let (typed, input) = typed_model(bytes, side, batch, false)?;
+        let (typed, input, _) = typed_model(Cow::Borrowed(bytes), side, batch, false)?;
         if input.shape != model.input.shape {
             return Err(Error::load(format!(
                 "these bytes are another model: input {:?}, the loaded model's is {:?}",

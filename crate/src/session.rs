@@ -154,6 +154,15 @@ impl Session {
         Ok(Session::new(Model::from_onnx(bytes, side)?))
     }
 
+    /// As [`Session::from_onnx`], taking the bytes ([`Model::from_onnx_owned`]: they are freed as
+    /// soon as they are decoded).
+    ///
+    /// # Errors
+    /// As [`Model::from_onnx`].
+    pub fn from_onnx_owned(bytes: Vec<u8>, side: &mut crate::external::SideFiles) -> Result<Session> {
+        Ok(Session::new(Model::from_onnx_owned(bytes, side)?))
+    }
+
     /// The model.
     pub fn model(&self) -> &Model {
         &self.model

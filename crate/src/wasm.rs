@@ -156,10 +156,11 @@ pub struct WasmExplainer {
 
 #[wasm_bindgen(js_class = Explainer)]
 impl WasmExplainer {
-    /// Loads an ONNX model from its bytes.
+    /// Loads an ONNX model from its bytes (copied into the engine's memory, and freed there as
+    /// soon as they are decoded).
     #[wasm_bindgen(constructor)]
-    pub fn new(onnx: &[u8]) -> Result<WasmExplainer, JsError> {
-        let mut session = Session::from_onnx_bytes(onnx).map_err(js)?;
+    pub fn new(onnx: Vec<u8>) -> Result<WasmExplainer, JsError> {
+        let mut session = Session::from_onnx_owned(onnx, &mut SideFiles::none()).map_err(js)?;
         session.set_parallel(POOL.load(std::sync::atomic::Ordering::Relaxed));
         Ok(WasmExplainer { session, relevance: None, map: None })
     }
@@ -170,7 +171,7 @@ impl WasmExplainer {
     /// naming it; the size limit applies to the model and its side files together.
     #[wasm_bindgen(js_name = withExternalData)]
     pub fn with_external_data(
-        onnx: &[u8],
+        onnx: Vec<u8>,
         names: Vec<String>,
         #[wasm_bindgen(unchecked_param_type = "Uint8Array[]")] files: js_sys::Array,
     ) -> Result<WasmExplainer, JsError> {
@@ -179,7 +180,7 @@ impl WasmExplainer {
         }
         let bytes = files.iter().map(|f| js_sys::Uint8Array::new(&f).to_vec());
         let mut side = SideFiles::from_files(names.into_iter().zip(bytes));
-        let mut session = Session::from_onnx(onnx, &mut side).map_err(js)?;
+        let mut session = Session::from_onnx_owned(onnx, &mut side).map_err(js)?;
         session.set_parallel(POOL.load(std::sync::atomic::Ordering::Relaxed));
         Ok(WasmExplainer { session, relevance: None, map: None })
     }

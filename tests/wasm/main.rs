@@ -72,7 +72,7 @@ fn relevance_equals_the_native_run() {
 
 #[wasm_bindgen_test]
 fn js_facing_api_explains_and_reports_errors() {
-    let mut ex = WasmExplainer::new(BASIC).unwrap();
+    let mut ex = WasmExplainer::new(BASIC.to_vec()).unwrap();
     let x = npy(BASIC_X);
     ex.set_input(x.as_slice().unwrap()).unwrap();
     ex.explain(wasm_bindgen::JsValue::UNDEFINED).unwrap();
@@ -81,7 +81,7 @@ fn js_facing_api_explains_and_reports_errors() {
     let map = ex.map().unwrap();
     assert_eq!(map.len(), 64 * 64);
     // errors are JavaScript errors with the engine's message, and the handle stays usable
-    let err = WasmExplainer::new(UNSUPPORTED).err().expect("unsupported model must fail");
+    let err = WasmExplainer::new(UNSUPPORTED.to_vec()).err().expect("unsupported model must fail");
     let msg: wasm_bindgen::JsValue = err.into();
     let text = js_sys::Error::from(msg).message().as_string().unwrap();
     assert!(text.contains("Erf") && text.contains("stem_erf"), "{text}");

@@ -118,7 +118,7 @@ fn read_model(path: &Path) -> Result<Model> {
     }
     model::check_model_size(meta.len()).map_err(|e| e.in_file(path))?;
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    Model::from_onnx(&bytes, &mut side_files(path)).map_err(|e| e.in_file(path))
+    Model::from_onnx_owned(bytes, &mut side_files(path)).map_err(|e| e.in_file(path))
 }
 
 /// The side files of the model at `path` (its external data): files in the model's directory,
