@@ -24,6 +24,8 @@
 #                                 python3-torch) and check them through the CLI: load, logits, conservation
 #   ./build.sh bench [--relaxed] [--threads]
 #                                 browser benchmark against onnxruntime-web (tests/bench/browser)
+#   ./build.sh bench-gemm [OUT.json]
+#                                 tract's two wasm matrix-product kernels (8x8, 4x16) on ResNet's products
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$(pwd)
@@ -357,6 +359,22 @@ bless() {
   RESNET_LRP_BLESS=1 cargo test -p resnet-lrp --test native golden -- --nocapture
 }
 
+# tract-linalg's two wasm matrix-product kernels on ResNet's products, in headless Chromium, for the simd128 and
+# the relaxed-SIMD build (tests/bench/gemm: a crate of its own, built into target/gemm-*)
+bench_gemm() {
+  setup_node
+  local base=${CARGO_TARGET_DIR:-target} args=()
+  for f in simd128 relaxed; do
+    local flags="-C target-feature=+simd128"
+    [ "$f" = relaxed ] && flags+=",+relaxed-simd"
+    say "cargo build tests/bench/gemm ($flags)"
+    (cd tests/bench/gemm && CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="$flags" \
+      cargo build --release --target "$WASM_TARGET" --target-dir "$ROOT/$base/gemm-$f")
+    args+=("$f=$ROOT/$base/gemm-$f/$WASM_TARGET/release/gemm_bench.wasm")
+  done
+  node tests/bench/gemm/run.mjs "${1:-tests/bench/gemm/out.json}" "${args[@]}"
+}
+
 bench() { # [--relaxed] [--threads] [--profile P] [bench.mjs options: --runs N --models a,b --cold-runs N ...]
   local profile=release relaxed=0 threads=0 args=() out=tests/bench/browser/out
   while [ $# -gt 0 ]; do
@@ -461,6 +479,7 @@ case "$cmd" in
   package) package "$@" ;;
   test) run_tests ;;
   bench) bench "$@" ;;
+  bench-gemm) bench_gemm "$@" ;;
   train) train ;;
   zoo) zoo "$@" ;;
   *) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 2 ;;
