@@ -2,6 +2,8 @@
 //! weights, and the queries the explainer makes of it. Data only: [`crate::import`] builds it
 //! from a tract model.
 
+use std::sync::Arc;
+
 use ndarray::ArrayD;
 
 use crate::geometry::ConvGeometry;
@@ -24,6 +26,64 @@ pub enum ConstOp {
     Min,
 }
 
+/// The kernel of a convolution: the file's weights, shared (not copied) between the graphs made
+/// from one file, and an optional factor per output channel that a folded BatchNorm contributes.
+///
+/// The graph with BatchNorm folded and the graph with BatchNorm kept apart
+/// ([`crate::import::canonize::fold_batchnorm`]) differ only by those factors, so one copy of
+/// the weights serves both; the product is formed where a kernel is built from them, at the cost
+/// of the copy that building makes anyway.
+#[derive(Debug, Clone)]
+pub struct ConvWeights {
+    raw: Arc<ArrayD<f32>>,
+    scale: Option<Arc<[f32]>>,
+}
+
+impl ConvWeights {
+    /// The weights `w` `[c_out, …]`, unscaled.
+    pub fn new(w: ArrayD<f32>) -> ConvWeights {
+        ConvWeights { raw: Arc::new(w), scale: None }
+    }
+
+    /// The shape, `[c_out, c_in / group, kh, kw]`.
+    pub fn shape(&self) -> &[usize] {
+        self.raw.shape()
+    }
+
+    /// The same weights with output channel `o` multiplied by `scale[o]` (on top of any factor
+    /// they have): shares the weights.
+    ///
+    /// # Panics
+    /// If `scale` does not have one factor per output channel (the callers check it).
+    pub fn scaled(&self, scale: &[f32]) -> ConvWeights {
+        assert_eq!(scale.len(), self.raw.shape()[0], "one factor per output channel");
+        let scale: Arc<[f32]> = match &self.scale {
+            Some(s) => s.iter().zip(scale).map(|(a, b)| a * b).collect(),
+            None => scale.into(),
+        };
+        ConvWeights { raw: Arc::clone(&self.raw), scale: Some(scale) }
+    }
+
+    /// The weights as one array, each value `w · scale[o]` (in `f32`, as folding them in place
+    /// would give) passed through `f`.
+    pub fn map(&self, f: impl Fn(f32) -> f32) -> ArrayD<f32> {
+        let Some(scale) = &self.scale else { return self.raw.mapv(f) };
+        let mut w = (*self.raw).clone();
+        for (mut out, &k) in w.outer_iter_mut().zip(scale.iter()) {
+            out.mapv_inplace(|v| f(v * k));
+        }
+        w
+    }
+
+    /// The weights as one array ([`ConvWeights::map`] with the identity).
+    pub fn to_array(&self) -> ArrayD<f32> {
+        match &self.scale {
+            None => (*self.raw).clone(),
+            Some(_) => self.map(|v| v),
+        }
+    }
+}
+
 /// One layer of the graph.
 #[derive(Debug, Clone)]
 pub enum Layer {
@@ -35,7 +95,7 @@ pub enum Layer {
         /// Geometry (NCHW, OIHW).
         geometry: ConvGeometry,
         /// Kernel `[c_out, c_in / group, kh, kw]`.
-        weights: ArrayD<f32>,
+        weights: ConvWeights,
         /// Bias `[c_out]`.
         bias: Vec<f32>,
         /// True for dense layers (`Gemm`, `MatMul`: no spatial axes), which composites treat apart.

@@ -25,7 +25,7 @@ use tract_onnx::tract_core::ops::Op;
 use crate::error::{Error, Result};
 use crate::geometry::ConvGeometry;
 use crate::geometry::PoolGeometry;
-use crate::graph::{ConstOp, Layer, LayerGraph, Node};
+use crate::graph::{ConstOp, ConvWeights, Layer, LayerGraph, Node};
 
 pub mod batchnorm;
 pub mod canonize;
@@ -240,7 +240,7 @@ impl ToLayer for Conv {
         if weights.shape() != geometry.kernel_shape() {
             return Err(cx.unsupported(format!("kernel shape {:?}", weights.shape())));
         }
-        Ok(Layer::Conv { geometry, weights, bias, dense: false })
+        Ok(Layer::Conv { geometry, weights: ConvWeights::new(weights), bias, dense: false })
     }
 }
 

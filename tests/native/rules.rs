@@ -3,7 +3,7 @@
 use ndarray::{ArrayD, IxDyn};
 use proptest::prelude::*;
 use resnet_lrp::conv::{ConvGeometry, ConvKernel, Direction};
-use resnet_lrp::graph::{Layer, LayerGraph, Node};
+use resnet_lrp::graph::{ConvWeights, Layer, LayerGraph, Node};
 use resnet_lrp::rules::Stabilizer;
 use resnet_lrp::{Explainer, Rule};
 
@@ -109,7 +109,7 @@ fn single_layer(g: &ConvGeometry, w: ArrayD<f32>, b: Vec<f32>) -> Explainer {
         Node { name: "x".into(), layer: Layer::Input, inputs: vec![], shape: g.input_shape().to_vec(), source: None },
         Node {
             name: "conv".into(),
-            layer: Layer::Conv { geometry: g.clone(), weights: w, bias: b, dense: false },
+            layer: Layer::Conv { geometry: g.clone(), weights: ConvWeights::new(w), bias: b, dense: false },
             inputs: vec![0],
             shape: g.output_shape().to_vec(),
             source: None,

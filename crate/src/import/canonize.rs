@@ -82,9 +82,8 @@ pub fn fold_batchnorm(graph: &LayerGraph) -> Option<LayerGraph> {
         }
         let (scale, shift) = (scale.clone(), shift.clone());
         if let Layer::Conv { weights, bias, .. } = &mut nodes[src].layer {
-            for (o, mut w) in weights.outer_iter_mut().enumerate() {
-                w.mapv_inplace(|v| v * scale[o]);
-            }
+            // shares the kept graph's weights: the factors are applied where a kernel is built
+            *weights = weights.scaled(&scale);
             for ((b, k), s) in bias.iter_mut().zip(&scale).zip(&shift) {
                 *b = *b * k + s;
             }

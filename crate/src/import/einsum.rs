@@ -7,7 +7,7 @@ use tract_onnx::tract_core::ops::einsum::EinSum;
 use super::{Ctx, ToLayer};
 use crate::error::Result;
 use crate::geometry::ConvGeometry;
-use crate::graph::Layer;
+use crate::graph::{ConvWeights, Layer};
 
 impl ToLayer for EinSum {
     fn to_layer(&self, cx: &Ctx) -> Result<Layer> {
@@ -32,7 +32,7 @@ impl ToLayer for EinSum {
         // a matrix product with a [1, N] result is a dense layer (Gemm, MatMul); with
         // spatial axes left it is a 1×1 convolution that tract rewrote
         let dense = cx.shape.iter().filter(|&&d| d != 1).count() <= 1;
-        Ok(Layer::Conv { geometry, weights: lin.weights, bias: vec![0.0; lin.o], dense })
+        Ok(Layer::Conv { geometry, weights: ConvWeights::new(lin.weights), bias: vec![0.0; lin.o], dense })
     }
 }
 

@@ -49,7 +49,7 @@ impl Shared {
         let Layer::Conv { geometry, weights, bias: b, .. } = &graph.nodes[node].layer else {
             return Err(Error::Internal("kernel requested for a layer without weights".into()));
         };
-        let w = if wm == WeightMod::Identity { weights.clone() } else { weights.mapv(|v| wm.apply(v)) };
+        let w = if wm == WeightMod::Identity { weights.to_array() } else { weights.map(|v| wm.apply(v)) };
         let built = Arc::new(ConvKernel::new(geometry, dir, w, bias.then_some(b.as_slice()))?);
         Ok(Arc::clone(lock(&self.kernels).entry(key).or_insert(built)))
     }
