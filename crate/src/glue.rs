@@ -31,30 +31,6 @@ pub(crate) fn array(t: TValue) -> Result<ArrayD<f32>> {
     Ok(t.into_tensor().into_plain_array::<f32>()?)
 }
 
-/// Runs tract's plan; with `parallel` (builds with the `threads` feature), its matrix products go
-/// to rayon's pool, the one the explanations' denominators use.
-///
-/// Each product is cut in **two** chunks, one per worker of a pool of two, not tract's default of
-/// several per thread: on two cores every extra chunk costs a wake-up and a wait (0.1–0.4 ms in a
-/// Web Worker) against products of 1–20 ms. tract keeps products of fewer than 64 tiles on the
-/// calling thread, which leaves only the classifier's matrix-vector product there.
-pub(crate) fn run_plan(
-    plan: &Arc<TypedRunnableModel>,
-    inputs: TVec<TValue>,
-    parallel: bool,
-) -> TractResult<TVec<TValue>> {
-    #[cfg(feature = "threads")]
-    if parallel {
-        use tract_onnx::tract_core::tract_linalg::{knobs, multithread};
-        static CHUNKS: std::sync::Once = std::sync::Once::new();
-        // tract reads this once, at its first threaded product
-        CHUNKS.call_once(|| knobs::TRACT_MMM_CHUNKS_PER_THREAD.set(Some(1)));
-        return multithread::multithread_tract_scope(multithread::Executor::RayonGlobal, || plan.run(inputs));
-    }
-    let _ = parallel;
-    plan.run(inputs)
-}
-
 /// A tract error while loading a model, as an [`Error::Load`] that keeps it as its source.
 pub(crate) fn load_err(e: TractError) -> Error {
     Error::Load { reason: format!("{e:#}"), source: Some(e.into()) }

