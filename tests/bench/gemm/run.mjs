@@ -6,6 +6,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { chromium } from 'playwright-core';
 
+// playwright starts Chromium with a fresh profile of its own
+
 const [out, ...builds] = process.argv.slice(2);
 if (!out || builds.length === 0) {
   console.error('usage: node run.mjs OUT.json LABEL=FILE.wasm [LABEL=FILE.wasm ...]');
@@ -17,11 +19,10 @@ const SHAPES = [
   [512, 2048, 49], [32, 27, 12544], [96, 864, 784],
 ];
 const ROUNDS = 7;
-const dir = fs.mkdtempSync(`${os.tmpdir()}/gemm-bench-`);
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
   args: ['--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-    '--disable-sync', '--no-first-run', `--user-data-dir=${dir}`],
+    '--disable-sync', '--no-first-run'],
 });
 const result = { date: new Date().toISOString(), chromium: browser.version(), cpu: os.cpus()[0]?.model, loadavg: os.loadavg(), rounds: ROUNDS, builds: {} };
 const page = await browser.newPage();
@@ -57,5 +58,4 @@ for (const b of builds) {
   console.log(`| all | | ${sum('ms8x8').toFixed(1)} | ${sum('ms4x16').toFixed(1)} | ${(sum('ms8x8') / sum('ms4x16')).toFixed(2)} |`);
 }
 await browser.close();
-fs.rmSync(dir, { recursive: true, force: true });
 fs.writeFileSync(out, JSON.stringify(result, null, 1));
