@@ -185,9 +185,6 @@ impl Session {
 
     /// Whether explanations compute their denominators on a second thread
     /// ([`Explainer::set_parallel`]).
-    /// With `on`, each new input also starts building the kernels of its explanations with the
-    /// default composite on the pool ([`Explainer::prepare`]), while the page shows the
-    /// predictions.
     pub fn set_parallel(&mut self, on: bool) {
         self.explainer.set_parallel(on);
     }
@@ -229,9 +226,6 @@ impl Session {
     fn set(&mut self, input: ArrayD<f32>, pixels: Option<Array3<f32>>) -> Result<Prediction> {
         self.current = None; // a failed forward pass leaves no stale input behind
         let acts = self.explainer.forward(input)?;
-        if let Ok(composite) = Composite::by_name(crate::request::DEFAULT_COMPOSITE, self.preprocess.bounds()) {
-            self.explainer.prepare(&acts, &composite);
-        }
         let p = acts.probabilities().to_vec();
         let top = acts.top_k(TOP_K).into_iter().map(|(class, probability)| TopClass { class, probability }).collect();
         let prediction = Prediction { logits: acts.logits().to_vec(), probabilities: p, top };

@@ -432,45 +432,6 @@ fn parallel_denominators_give_the_same_bits() {
     }
 }
 
-/// With a pool, [`Explainer::prepare`] builds on it only kernels an explanation with that
-/// composite needs, all of them but those of the flat fallback (which depend on the relevance;
-/// `epsilon_plus` has none): explaining then builds only those, and the explanation is the same
-/// bits as one whose kernels it built itself.
-#[cfg(feature = "threads")]
-#[test]
-fn prepared_kernels_are_those_an_explanation_needs() {
-    let _ = rayon::ThreadPoolBuilder::new().num_threads(3).build_global();
-    for name in ["basic_bn", "bottleneck_neg_bn", "bottleneck_nhwc"] {
-        let (model, x) = fixture(name);
-        for composite in ["conserving", "epsilon_plus", "reference"] {
-            let method = lrp(composite, Variant::FlowsSkip);
-            let Method::Lrp { composite: c, .. } = &method else { unreachable!() };
-            // built by the explanation itself
-            let mut plain = model.explainer();
-            let acts = plain.forward(x.clone()).unwrap();
-            let a = plain.explain(&acts, Target::Top1, Start::Logit, &method).unwrap();
-            let needed = plain.kernels_built();
-            // built ahead, on the pool
-            let mut ahead = model.explainer();
-            ahead.set_parallel(true);
-            let acts = ahead.forward(x.clone()).unwrap();
-            ahead.prepare(&acts, c);
-            while ahead.preparing() {
-                std::thread::yield_now();
-            }
-            let built = ahead.kernels_built();
-            let what = format!("{name} {composite}: {built} built ahead, {needed} needed");
-            assert!(built > 0 && built <= needed, "{what}");
-            if composite == "epsilon_plus" {
-                assert_eq!(built, needed, "{what}");
-            }
-            let b = ahead.explain(&acts, Target::Top1, Start::Logit, &method).unwrap();
-            assert_eq!(ahead.kernels_built(), needed, "{what}: the explanation built others");
-            assert_eq!(a.relevance, b.relevance, "{what}");
-        }
-    }
-}
-
 /// A residual addition whose inputs pass through as many weighted layers (here none: `relu(x) +
 /// 2x`) has no shortcut. Splits that treat both inputs alike go through; `latest` and `simple`,
 /// which send everything down "the main branch" of an identity block, are refused with an error

@@ -31,21 +31,7 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The thread building kernels ahead of an explanation ([`Explainer::prepare`]).
-#[derive(Default)]
-pub(super) struct Warmer {
-    /// Set to stop it.
-    pub(super) stop: std::sync::atomic::AtomicBool,
-    /// Set when it has finished or stopped.
-    pub(super) done: std::sync::atomic::AtomicBool,
-}
-
 impl Shared {
-    /// How many kernels are compiled.
-    pub(super) fn kernels_built(&self) -> usize {
-        lock(&self.kernels).len()
-    }
-
     /// The kernel of `node` for weight modifier `wm`, direction `dir` and `bias`, compiled on
     /// first use (outside the lock, so that two threads can compile different kernels at once).
     pub(super) fn kernel(
@@ -209,39 +195,5 @@ impl Explainer {
             }
         });
         stop
-    }
-
-    /// Starts building, on a thread of the pool, the kernels an LRP explanation of `acts` with
-    /// `composite` will ask for: those of its denominators and back-projections (terms whose
-    /// input is zero are skipped, as the explanation skips them; the kernels of the flat
-    /// fallback, which depend on the relevance, are not built). It goes from the first layer up,
-    /// while a sweep builds what it finds missing from the last layer down, so that the two meet
-    /// rather than build the same kernels.
-    #[cfg(feature = "threads")]
-    pub(super) fn spawn_kernel_warmer(&self, acts: &Activations, composite: &Composite) -> Arc<Warmer> {
-        let jobs: Vec<(usize, Propagation)> =
-            self.denominator_jobs(composite).into_iter().rev().map(|(i, _, prop)| (i, prop)).collect();
-        let (shared, graph, values) = (Arc::clone(&self.shared), Arc::clone(&self.graph), Arc::clone(&acts.values));
-        let warmer = Arc::new(Warmer::default());
-        let handle = Arc::clone(&warmer);
-        rayon::spawn(move || {
-            'jobs: for (i, prop) in jobs {
-                let Ok((x, _)) = layer_io(&graph, &values, i) else { continue };
-                for t in &prop.terms {
-                    if matches!(modify_input(&x, &t.input), Ok(None)) {
-                        continue;
-                    }
-                    for dir in [Direction::Forward, Direction::Transpose] {
-                        if handle.stop.load(Ordering::Relaxed) {
-                            break 'jobs;
-                        }
-                        // an error is left to the explanation, which builds the kernel again and reports it
-                        let _ = shared.kernel(&graph, i, t.weight, dir, false);
-                    }
-                }
-            }
-            handle.done.store(true, Ordering::Release);
-        });
-        warmer
     }
 }

@@ -151,17 +151,6 @@ pub struct Explainer {
     raw_batchnorm: Option<Box<Explainer>>,
     /// The input's channel axis (1 for NCHW, 3 for NHWC): where the CAMs' `[H, W]` maps spread.
     channel_axis: usize,
-    /// The thread building kernels ahead of the first explanation ([`Explainer::prepare`]).
-    warmer: Option<Arc<cache::Warmer>>,
-}
-
-impl Drop for Explainer {
-    fn drop(&mut self) {
-        // a model replaced before its kernels were all built: the pool has better things to do
-        if let Some(w) = &self.warmer {
-            w.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        }
-    }
 }
 
 /// Σ of a tensor in f64, over eight running sums so that the loop vectorises.
@@ -239,7 +228,6 @@ impl Explainer {
             parallel: false,
             raw_batchnorm: None,
             channel_axis: 1,
-            warmer: None,
         }
     }
 
@@ -265,38 +253,6 @@ impl Explainer {
         if let Some(raw) = &mut self.raw_batchnorm {
             raw.set_parallel(on);
         }
-    }
-
-    /// With a pool ([`Explainer::set_parallel`]), starts building the kernels that an LRP
-    /// explanation of `acts` with `composite` uses, on a thread of the pool, so that the first
-    /// explanation finds most of them built (it builds the rest itself, and never waits for that
-    /// thread). They are kernels that explanation would build: no memory beyond them. Without a
-    /// pool this does nothing.
-    pub fn prepare(&mut self, acts: &Activations, composite: &Composite) {
-        if let (true, Some(raw)) = (composite.raw_batchnorm, &mut self.raw_batchnorm) {
-            return raw.prepare(acts, composite);
-        }
-        #[cfg(feature = "threads")]
-        if self.parallel && acts.values.len() == self.graph.nodes.len() {
-            if let Some(old) = self.warmer.take() {
-                old.stop.store(true, Ordering::Relaxed);
-            }
-            self.warmer = Some(self.spawn_kernel_warmer(acts, composite));
-        }
-        let _ = acts;
-    }
-
-    /// Whether kernels are still being built ahead of an explanation ([`Explainer::prepare`]).
-    pub fn preparing(&self) -> bool {
-        let own = self.warmer.as_ref().is_some_and(|w| !w.done.load(std::sync::atomic::Ordering::Acquire));
-        own || self.raw_batchnorm.as_ref().is_some_and(|raw| raw.preparing())
-    }
-
-    /// How many kernels (convolutions with modified weights, each way) are compiled: what
-    /// explanations have built so far, or [`Explainer::prepare`] ahead of them (with those of
-    /// the graph with BatchNorm kept apart).
-    pub fn kernels_built(&self) -> usize {
-        self.shared.kernels_built() + self.raw_batchnorm.as_ref().map_or(0, |raw| raw.kernels_built())
     }
 
     /// Sets the input's channel axis (1 for NCHW, the default; 3 for NHWC), which the class
