@@ -46,10 +46,20 @@ pub extern "C" fn run() -> f32 {
     JOB.with_borrow_mut(|j| {
         let j = j.as_mut().unwrap();
         unsafe {
-            j.mmm.run(j.m, j.n, &[
-                FusedSpec::AddMatMul { a: AsInputValue::Borrowed(&*j.pa), b: AsInputValue::Borrowed(&*j.pb), packing: 0 },
-                FusedSpec::Store(j.mmm.c_view(Some(0), Some(1)).wrap(&j.c.view_mut())),
-            ]).unwrap();
+            j.mmm
+                .run(
+                    j.m,
+                    j.n,
+                    &[
+                        FusedSpec::AddMatMul {
+                            a: AsInputValue::Borrowed(&*j.pa),
+                            b: AsInputValue::Borrowed(&*j.pb),
+                            packing: 0,
+                        },
+                        FusedSpec::Store(j.mmm.c_view(Some(0), Some(1)).wrap(&j.c.view_mut())),
+                    ],
+                )
+                .unwrap();
         }
         *j.c.to_plain_array_view::<f32>().unwrap().iter().nth(j.c.len() / 2).unwrap()
     })
