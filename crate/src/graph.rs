@@ -297,3 +297,31 @@ impl LayerGraph {
         self.nodes[self.logits].shape.iter().product()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::IxDyn;
+
+    /// A folded BatchNorm's factors against their naive twin: each weight of output channel `o`
+    /// multiplied by `scale[o]` in place, then modified; the folded and the raw graph share one
+    /// array.
+    #[test]
+    fn scaled_weights_equal_weights_folded_in_place() {
+        let w = ArrayD::from_shape_fn(IxDyn(&[3, 2, 3, 3]), |i| {
+            (i[0] * 31 + i[1] * 7 + i[2] * 3 + i[3]) as f32 * 0.37 - 5.0
+        });
+        let scale = [0.5f32, -1.7, 3.0e-3];
+        let raw = ConvWeights::new(w.clone());
+        let folded = raw.scaled(&scale);
+        let mut naive = w.clone();
+        for (o, mut out) in naive.outer_iter_mut().enumerate() {
+            out.mapv_inplace(|v| v * scale[o]);
+        }
+        assert_eq!(folded.to_array(), naive);
+        assert_eq!(folded.map(|v| v.max(0.0)), naive.mapv(|v| v.max(0.0)));
+        assert_eq!(raw.to_array(), w, "the raw weights are left as they were");
+        assert_eq!(raw.map(|v| -v), w.mapv(|v| -v));
+        assert_eq!(folded.shape(), &[3, 2, 3, 3]);
+    }
+}
