@@ -19,9 +19,8 @@
 //! that is present but wrong is an [`Error::Load`] naming its key: explaining with a preprocessing
 //! the file did not mean would give plausible-looking but wrong heatmaps.
 //!
-//! The properties are read from the ONNX bytes with a message that declares only
-//! `ModelProto.metadata_props` (field 14): the protobuf decoder skips the graph without copying
-//! its weights.
+//! The properties are read from the model the load pipeline has decoded already
+//! ([`crate::model`]), not from the bytes a second time.
 
 use serde::{Deserialize, Serialize};
 
@@ -56,22 +55,6 @@ pub struct ModelMetadata {
     pub classes: Option<Vec<String>>,
 }
 
-/// `ModelProto` reduced to its metadata: every other field is skipped while decoding.
-#[derive(Clone, PartialEq, prost::Message)]
-struct MetadataOnly {
-    #[prost(message, repeated, tag = "14")]
-    metadata_props: Vec<StringStringEntry>,
-}
-
-/// ONNX's `StringStringEntryProto`.
-#[derive(Clone, PartialEq, prost::Message)]
-struct StringStringEntry {
-    #[prost(string, tag = "1")]
-    key: String,
-    #[prost(string, tag = "2")]
-    value: String,
-}
-
 /// The JSON of [`PREPROCESS_KEY`].
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -97,25 +80,15 @@ fn bad(key: &str, reason: impl std::fmt::Display) -> Error {
 }
 
 impl ModelMetadata {
-    /// Reads the metadata of ONNX `bytes` and checks it against the model's `input` and its number
-    /// of `classes` (outputs).
+    /// Reads the metadata of a decoded ONNX model, the `(key, value)` pairs of its
+    /// `metadata_props`, and checks it against the model's `input` and its number of `classes`
+    /// (outputs).
     ///
     /// # Errors
     /// [`Error::Load`] naming the key, for a value that is not the JSON it should be, a channel
     /// count, size or layout other than the input's, a `mean`/`std` of the wrong length, a
     /// non-positive or non-finite `std` or `scale`, or a number of class names other than
-    /// `classes`; [`Error::Load`] too for bytes whose metadata cannot be decoded.
-    pub fn from_onnx_bytes(bytes: &[u8], input: &InputSpec, classes: usize) -> Result<ModelMetadata> {
-        let props = <MetadataOnly as prost::Message>::decode(bytes)
-            .map_err(|e| Error::load(format!("the model's metadata_props cannot be decoded: {e}")))?;
-        Self::from_props(props.metadata_props.iter().map(|p| (p.key.as_str(), p.value.as_str())), input, classes)
-    }
-
-    /// As [`ModelMetadata::from_onnx_bytes`], from the `(key, value)` pairs of an already decoded
-    /// model's `metadata_props`.
-    ///
-    /// # Errors
-    /// As [`ModelMetadata::from_onnx_bytes`], for the values.
+    /// `classes`.
     pub fn from_props<'a>(
         props: impl IntoIterator<Item = (&'a str, &'a str)>,
         input: &InputSpec,
